@@ -1,0 +1,13 @@
+"""numpy-lstm: an LSTM from scratch in NumPy — forward, BPTT and training — exact against PyTorch.
+
+Gate vocabulary (PyTorch order i, f, g, o): the Filter (input gate i), the Eraser (forget gate f),
+the Writer (candidate g) and the Presenter (output gate o).
+"""
+
+from .cell import GATE_ROLES, GATES, LSTMWeights, sigmoid
+from .layers import LSTM, Linear, LSTMCell
+from .module import Module
+
+__version__ = "0.1.0"
+
+__all__ = ["GATES", "GATE_ROLES", "LSTM", "LSTMCell", "LSTMWeights", "Linear", "Module", "sigmoid"]

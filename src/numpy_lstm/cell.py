@@ -1,0 +1,156 @@
+"""One LSTM step, forward and backward, as pure functions.
+
+The equations (PyTorch gate order i, f, g, o; GUIDE §1)::
+
+    z  = x·W_ihᵀ + h·W_hhᵀ + b_ih + b_hh        (B, 4H), split into four H-blocks
+    i  = σ(z_i)      the Filter    — which parts of the new candidate are worth writing
+    f  = σ(z_f)      the Eraser    — how much of the old memory to keep
+    g  = tanh(z_g)   the Writer    — the candidate content
+    o  = σ(z_o)      the Presenter — which part of the memory to show
+    c' = f*c + i*g                 — `*` selects, `+` is the gradient highway
+    h' = o*tanh(c')
+
+Everything here takes and returns arrays, keeps the dtype it is given (float32 stays float32) and
+has no hidden state. Validation of user input happens in the layers, not here: these functions
+are the hot path and the readable reference at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+GATES = ("i", "f", "g", "o")
+GATE_ROLES = {"i": "Filter", "f": "Eraser", "g": "Writer", "o": "Presenter"}
+
+
+class LSTMWeights(NamedTuple):
+    """The parameters of one LSTM layer-direction, in PyTorch's layout.
+
+    weight_ih: (4H, I)   rows are the i, f, g, o blocks
+    weight_hh: (4H, H)
+    bias_ih:   (4H,) or None when the layer has no bias
+    bias_hh:   (4H,) or None
+    """
+
+    weight_ih: np.ndarray
+    weight_hh: np.ndarray
+    bias_ih: np.ndarray | None = None
+    bias_hh: np.ndarray | None = None
+
+    @property
+    def hidden_size(self) -> int:
+        return self.weight_hh.shape[1]
+
+    def bias(self) -> np.ndarray | float:
+        """b_ih + b_hh (4H,), or 0 without bias. Summed once, since both always appear together."""
+        if self.bias_ih is None:
+            return 0.0
+        return self.bias_ih + self.bias_hh
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """σ(z) = 1 / (1 + e^{-z}) without overflow for any finite z, dtype kept.
+
+    e^{-|z|} ≤ 1 never overflows; for z < 0 we use the algebraically equal e^{z} / (1 + e^{z}),
+    which keeps full relative precision for very negative z (where 1 - σ would cancel).
+    """
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def split_gates(gates: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(…, 4H) → the four (…, H) blocks i, f, g, o (views, no copy)."""
+    return tuple(np.split(gates, 4, axis=-1))  # type: ignore[return-value]
+
+
+def gate_activations(z: np.ndarray) -> np.ndarray:
+    """Pre-activations z (…, 4H) → gate values (…, 4H): σ on i, f, o and tanh on g."""
+    H = z.shape[-1] // 4
+    gates = sigmoid(z)
+    gates[..., 2 * H : 3 * H] = np.tanh(z[..., 2 * H : 3 * H])
+    return gates
+
+
+def memory_update(
+    gates: np.ndarray, c_prev: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gate values (B, 4H) and old memory c (B, H) → new (h, c, tanh(c)), each (B, H)."""
+    i, f, g, o = split_gates(gates)
+    c = f * c_prev + i * g
+    tanh_c = np.tanh(c)
+    return o * tanh_c, c, tanh_c
+
+
+def memory_update_backward(
+    dh: np.ndarray, dc: np.ndarray, gates: np.ndarray, c_prev: np.ndarray, tanh_c: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Backward through one step from the gate values on.
+
+    dh, dc: (B, H) gradients of the loss w.r.t. this step's h and c (dc *not* yet including the
+    path through h). Returns dz (B, 4H), the gradient w.r.t. the pre-activations, and dc_prev (B, H).
+    """
+    i, f, g, o = split_gates(gates)
+    do = dh * tanh_c
+    dc = dc + dh * o * (1 - tanh_c * tanh_c)  # h = o·tanh(c): the second path into c
+    dz = np.concatenate(
+        [
+            dc * g * i * (1 - i),  # Filter:    ∂c/∂i = g,      σ' = i(1-i)
+            dc * c_prev * f * (1 - f),  # Eraser: ∂c/∂f = c_prev, σ' = f(1-f)
+            dc * i * (1 - g * g),  # Writer:    ∂c/∂g = i,      tanh' = 1-g²
+            do * o * (1 - o),  # Presenter:  ∂h/∂o = tanh(c)
+        ],
+        axis=-1,
+    )
+    return dz, dc * f  # the `+` highway: memory flows back scaled only by the Eraser
+
+
+@dataclass(frozen=True)
+class StepCache:
+    """What one forward step keeps for its backward. Shapes: x (B, I), others (B, H) or (B, 4H)."""
+
+    x: np.ndarray
+    h_prev: np.ndarray
+    c_prev: np.ndarray
+    gates: np.ndarray
+    tanh_c: np.ndarray
+
+
+class StepGrads(NamedTuple):
+    """Gradients of one step: dx (B, I), dh_prev and dc_prev (B, H), and the weights'."""
+
+    dx: np.ndarray
+    dh_prev: np.ndarray
+    dc_prev: np.ndarray
+    dweights: LSTMWeights
+
+
+def cell_forward(
+    x: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray, w: LSTMWeights
+) -> tuple[np.ndarray, np.ndarray, StepCache]:
+    """One LSTM step. x (B, I), h_prev and c_prev (B, H) → h (B, H), c (B, H), cache."""
+    z = x @ w.weight_ih.T + h_prev @ w.weight_hh.T + w.bias()
+    gates = gate_activations(z)
+    h, c, tanh_c = memory_update(gates, c_prev)
+    return h, c, StepCache(x, h_prev, c_prev, gates, tanh_c)
+
+
+def cell_backward(
+    dh: np.ndarray | None, dc: np.ndarray | None, cache: StepCache, w: LSTMWeights
+) -> StepGrads:
+    """Backward of :func:`cell_forward`. dh, dc (B, H) are upstream gradients; None means zero."""
+    zeros = np.zeros_like(cache.c_prev)
+    dz, dc_prev = memory_update_backward(
+        zeros if dh is None else dh,
+        zeros if dc is None else dc,
+        cache.gates,
+        cache.c_prev,
+        cache.tanh_c,
+    )
+    db = dz.sum(axis=0) if w.bias_ih is not None else None
+    dweights = LSTMWeights(
+        dz.T @ cache.x, dz.T @ cache.h_prev, db, None if db is None else db.copy()
+    )
+    return StepGrads(dz @ w.weight_ih, dz @ w.weight_hh, dc_prev, dweights)

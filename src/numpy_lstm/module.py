@@ -1,0 +1,165 @@
+"""`Module`: the thin stateful shell shared by every layer.
+
+It owns named parameters and their accumulated gradients, nests sub-modules (names joined with
+dots, exactly like torch's state_dict keys), and loads/saves state with strict validation.
+The math lives in pure functions elsewhere; a module only keeps what a forward call needs for
+its backward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .validation import FLOAT_DTYPES
+
+
+class IncompatibleKeys(NamedTuple):
+    """What `load_state_dict(..., strict=False)` ignored (torch's return value, same fields)."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+class Module:
+    """Base class: parameters, gradients, sub-modules, state dicts, train/eval mode."""
+
+    training: bool
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_params", {})
+        object.__setattr__(self, "_grads", {})
+        object.__setattr__(self, "_children", {})
+        object.__setattr__(self, "training", True)
+
+    # -- registration -------------------------------------------------------------------------
+    def register_parameter(self, name: str, value: np.ndarray) -> None:
+        """Add a parameter (kept as given) and a zero gradient of the same shape and dtype."""
+        self._params[name] = value
+        self._grads[name] = np.zeros_like(value)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called when normal lookup fails: parameters and children read like attributes.
+        for table in ("_params", "_children"):
+            entries = self.__dict__.get(table, {})
+            if name in entries:
+                return entries[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self.__dict__.get("_params", {}):
+            self._assign(name, value)
+        elif isinstance(value, Module):
+            self._children[name] = value
+        else:
+            object.__setattr__(self, name, value)
+
+    def _assign(self, name: str, value: Any) -> None:
+        """Replace a parameter by a copy of `value`, after checking its shape and dtype."""
+        problem = _mismatch(name, self._params[name], value)
+        if problem:
+            kind, message = problem
+            raise kind(message)
+        self._params[name] = np.array(value, copy=True)
+
+    # -- traversal ----------------------------------------------------------------------------
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+        for name, value in self._params.items():
+            yield prefix + name, value
+        for child_name, child in self._children.items():
+            yield from child.named_parameters(f"{prefix}{child_name}.")
+
+    def parameters(self) -> list[np.ndarray]:
+        return [value for _, value in self.named_parameters()]
+
+    def modules(self) -> Iterator[Module]:
+        yield self
+        for child in self._children.values():
+            yield from child.modules()
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        """Accumulated gradients, keyed like `state_dict()`. The arrays are the live buffers."""
+        out = dict(self._grads)
+        for child_name, child in self._children.items():
+            out.update({f"{child_name}.{k}": v for k, v in child.grads.items()})
+        return out
+
+    def zero_grad(self) -> None:
+        for module in self.modules():
+            for grad in module._grads.values():
+                grad.fill(0)
+
+    def _accumulate(self, grads: Mapping[str, np.ndarray]) -> None:
+        for name, grad in grads.items():
+            self._grads[name] += grad
+
+    # -- modes --------------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> Module:
+        for module in self.modules():
+            object.__setattr__(module, "training", bool(mode))
+        return self
+
+    def eval(self) -> Module:
+        return self.train(False)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- state --------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """name → a copy of each parameter (torch's key names)."""
+        return {name: value.copy() for name, value in self.named_parameters()}
+
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
+        """Copy `state` into the parameters after validating all of it.
+
+        Every name, shape and dtype is checked before anything is written, so a failed load
+        leaves the module exactly as it was. With strict=False, missing and unexpected keys are
+        returned instead of raised; shapes and dtypes of the keys present are always checked.
+        """
+        if not isinstance(state, Mapping):
+            raise TypeError(
+                f"state: expected a mapping of name → array, got {type(state).__name__}"
+            )
+        own = dict(self.named_parameters())
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        problems = [p for k in own if k in state if (p := _mismatch(k, own[k], state[k]))]
+        if strict and unexpected:
+            problems.insert(0, (ValueError, f"unexpected keys {unexpected}"))
+        if strict and missing:
+            problems.insert(0, (ValueError, f"missing keys {missing}"))
+        if problems:
+            kind = TypeError if all(k is TypeError for k, _ in problems) else ValueError
+            messages = "; ".join(message for _, message in problems)
+            raise kind(f"load_state_dict of {type(self).__name__}: {messages}")
+        owners = {prefix + k: (m, k) for prefix, m in self._prefixed_modules() for k in m._params}
+        for name in own:
+            if name in state:
+                module, local = owners[name]
+                module._params[local] = np.array(state[name], copy=True)
+        return IncompatibleKeys(missing, unexpected)
+
+    def _prefixed_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        yield prefix, self
+        for name, child in self._children.items():
+            yield from child._prefixed_modules(f"{prefix}{name}.")
+
+
+def _mismatch(name: str, current: np.ndarray, value: Any) -> tuple[type[Exception], str] | None:
+    """Why `value` cannot replace parameter `current` (exception type, message), or None."""
+    array = np.asarray(value)
+    if array.shape != current.shape:
+        return ValueError, f"{name}: expected shape {current.shape}, got {array.shape}"
+    if array.dtype != current.dtype:
+        hint = "" if array.dtype in FLOAT_DTYPES else " (not a supported float type)"
+        return TypeError, f"{name}: expected dtype {current.dtype}, got dtype {array.dtype}{hint}"
+    if not np.isfinite(array).all():
+        return ValueError, f"{name}: contains NaN or Inf"
+    return None

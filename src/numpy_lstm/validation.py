@@ -1,0 +1,83 @@
+"""Checks for user-supplied arrays, with messages that name the argument, the expectation and
+what was received. The math modules trust their inputs; the layers call these first, so a bad
+argument fails before anything is computed or mutated.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def resolve_dtype(dtype: Any) -> np.dtype:
+    """The `dtype=` argument of a layer → np.dtype('float32') or np.dtype('float64')."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError as err:
+        raise TypeError(f"dtype: expected float32 or float64, got {dtype!r}") from err
+    if resolved not in FLOAT_DTYPES:
+        raise TypeError(f"dtype: expected float32 or float64, got {resolved}")
+    return resolved
+
+
+def resolve_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
+    """`rng=` argument → a Generator. An int is a seed; None draws fresh OS entropy."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or (isinstance(rng, (int, np.integer)) and not isinstance(rng, bool)):
+        return np.random.default_rng(rng)
+    raise TypeError(f"rng: expected a numpy.random.Generator, an int seed or None, got {rng!r}")
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    return int(value)
+
+
+def as_float_array(name: str, value: Any, dtype: np.dtype) -> np.ndarray:
+    """`value` as an ndarray of exactly `dtype`; never converts silently.
+
+    Integer, boolean, complex and object data are rejected (TypeError), and so is a float
+    array of the other precision: mixing float32 and float64 would silently upcast.
+    """
+    array = np.asarray(value)
+    if array.dtype not in FLOAT_DTYPES:
+        raise TypeError(
+            f"{name}: expected a floating array of dtype {dtype}, got dtype {array.dtype}"
+        )
+    if array.dtype != dtype:
+        raise TypeError(
+            f"{name}: dtype {array.dtype} does not match the parameters' dtype {dtype}; "
+            f"convert it with .astype(np.{dtype}) or build the layer with dtype=np.{array.dtype}"
+        )
+    return array
+
+
+def check_shape(name: str, array: np.ndarray, expected: tuple[int, ...]) -> None:
+    if array.shape != tuple(expected):
+        raise ValueError(f"{name}: expected shape {tuple(expected)}, got {array.shape}")
+
+
+def check_finite(name: str, array: np.ndarray) -> None:
+    """Raise if `array` holds NaN or ±Inf, pointing at the first offending element."""
+    finite = np.isfinite(array)
+    if not finite.all():
+        index = tuple(int(k) for k in np.argwhere(~finite)[0])
+        raise ValueError(
+            f"{name}: contains a non-finite value ({array[index]}) at index {index}, shape {array.shape}"
+        )
+
+
+def checked_input(
+    name: str, value: Any, dtype: np.dtype, shape: tuple[int, ...] | None = None
+) -> np.ndarray:
+    """The usual trio for an input array: dtype, then shape (if given), then finiteness."""
+    array = as_float_array(name, value, dtype)
+    if shape is not None:
+        check_shape(name, array, shape)
+    check_finite(name, array)
+    return array
