@@ -89,8 +89,9 @@ def memory_update_backward(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Backward through one step from the gate values on.
 
-    dh, dc: (B, H) gradients of the loss w.r.t. this step's h and c (dc *not* yet including the
-    path through h). Returns dz (B, 4H), the gradient w.r.t. the pre-activations, and dc_prev (B, H).
+    dh, dc: (B, H) gradients of the loss w.r.t. this step's h and c (dc *not* yet including
+    the path through h). Returns dz (B, 4H), the gradient w.r.t. the pre-activations, and
+    dc_prev (B, H).
     """
     i, f, g, o = split_gates(gates)
     do = dh * tanh_c

@@ -52,7 +52,7 @@ class _LSTMParameters(Module):
         bound = 1.0 / np.sqrt(self.hidden_size)
         H4, I, H = 4 * self.hidden_size, self.input_size, self.hidden_size
         shapes = LSTMWeights((H4, I), (H4, H), (H4,), (H4,))
-        for name, shape in zip(self._names, shapes):
+        for name, shape in zip(self._names, shapes, strict=True):
             if self.bias or not name.startswith("bias"):
                 self.register_parameter(name, uniform_init(rng, bound, shape, self.dtype))
         self._cache: Any = None
@@ -63,7 +63,9 @@ class _LSTMParameters(Module):
         return LSTMWeights(*(self._params.get(name) for name in self._names))
 
     def _accumulate_weights(self, dweights: LSTMWeights) -> None:
-        self._accumulate({n: g for n, g in zip(self._names, dweights) if g is not None})
+        self._accumulate(
+            {n: g for n, g in zip(self._names, dweights, strict=True) if g is not None}
+        )
 
     def _state(self, hx: Any, shape: tuple[int, ...]) -> State:
         """Validate an optional (h, c) pair of the given shape; None → zeros."""
@@ -85,7 +87,7 @@ class _LSTMParameters(Module):
             raise TypeError(f"d_state: expected a tuple (dh, dc), got {type(d_state).__name__}")
         return tuple(  # type: ignore[return-value]
             None if g is None else checked_input(name, g, self.dtype, shape)
-            for name, g in zip(("dh_n", "dc_n"), d_state)
+            for name, g in zip(("dh_n", "dc_n"), d_state, strict=True)
         )
 
     def _require_cache(self) -> Any:
@@ -306,7 +308,7 @@ class Linear(Module):
         if self._x is None:
             raise ValueError("Linear.backward() called before forward()")
         x = self._x
-        dy = checked_input("dy", dy, self.dtype, x.shape[:-1] + (self.out_features,))
+        dy = checked_input("dy", dy, self.dtype, (*x.shape[:-1], self.out_features))
         dy_flat, x_flat = dy.reshape(-1, self.out_features), x.reshape(-1, self.in_features)
         grads = {"weight": dy_flat.T @ x_flat}
         if "bias" in self._params:

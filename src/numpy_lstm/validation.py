@@ -68,7 +68,8 @@ def check_finite(name: str, array: np.ndarray) -> None:
     if not finite.all():
         index = tuple(int(k) for k in np.argwhere(~finite)[0])
         raise ValueError(
-            f"{name}: contains a non-finite value ({array[index]}) at index {index}, shape {array.shape}"
+            f"{name}: contains a non-finite value ({array[index]}) at index {index} "
+            f"of an array of shape {array.shape}"
         )
 
 
