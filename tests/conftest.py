@@ -1,0 +1,77 @@
+"""Shared oracles and fixtures for the test suite.
+
+PyTorch is the independent reference implementation; finite differences are the independent
+reference for gradients. Nothing here computes an expected value with numpy_lstm itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+TOLERANCE = {np.float32: dict(rtol=1e-5, atol=1e-5), np.float64: dict(rtol=1e-10, atol=1e-10)}
+TORCH_DTYPE = {np.float32: torch.float32, np.float64: torch.float64}
+
+# Each gate gets its own scale and bias offset, so swapping any two gate blocks changes the result.
+GATE_SCALES = (0.6, 1.1, 1.4, 0.8)
+GATE_OFFSETS = (-0.4, 0.9, 0.15, -0.25)
+
+
+def distinct_gate_state(
+    rng: np.random.Generator,
+    input_size: int,
+    hidden_size: int,
+    dtype: type,
+    bias: bool = True,
+    suffix: str = "_l0",
+) -> dict[str, np.ndarray]:
+    """Random torch-layout LSTM parameters in which every gate block differs in scale and sign."""
+    H = hidden_size
+    scale = np.repeat(GATE_SCALES, H)[:, None]
+    offset = np.repeat(GATE_OFFSETS, H)
+    state = {
+        f"weight_ih{suffix}": rng.uniform(-1, 1, (4 * H, input_size)) * scale,
+        f"weight_hh{suffix}": rng.uniform(-1, 1, (4 * H, H)) * scale / np.sqrt(H),
+    }
+    if bias:
+        state[f"bias_ih{suffix}"] = offset + 0.1 * rng.standard_normal(4 * H)
+        state[f"bias_hh{suffix}"] = -0.5 * offset + 0.1 * rng.standard_normal(4 * H)
+    return {k: v.astype(dtype) for k, v in state.items()}
+
+
+def to_torch(a: np.ndarray, requires_grad: bool = False) -> torch.Tensor:
+    return torch.tensor(a, requires_grad=requires_grad)
+
+
+def numerical_gradient(
+    loss: Callable[[], float], array: np.ndarray, eps: float = 1e-6
+) -> np.ndarray:
+    """Central differences of `loss()` w.r.t. every element of `array`, perturbed in place."""
+    grad = np.zeros_like(array)
+    flat, grad_flat = array.reshape(-1), grad.reshape(-1)
+    assert np.shares_memory(flat, array), "perturbation must reach the array in place"
+    for k in range(flat.size):
+        original = flat[k]
+        flat[k] = original + eps
+        plus = loss()
+        flat[k] = original - eps
+        minus = loss()
+        flat[k] = original
+        grad_flat[k] = (plus - minus) / (2 * eps)
+    return grad
+
+
+def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
+    """‖a − n‖ / max(‖a‖, ‖n‖): scale-free and well defined when a few entries are ~0."""
+    denominator = max(np.linalg.norm(analytic), np.linalg.norm(numeric), 1e-300)
+    return float(np.linalg.norm(analytic - numeric) / denominator)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20261124)
