@@ -143,7 +143,7 @@ class Module:
         for name in own:
             if name in state:
                 module, local = owners[name]
-                module._params[local] = np.array(state[name], copy=True)
+                module._params[local][...] = state[name]  # in place: references stay live
         return IncompatibleKeys(missing, unexpected)
 
     def _prefixed_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:

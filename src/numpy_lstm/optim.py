@@ -17,6 +17,7 @@ import numpy as np
 from .module import Module
 
 _HYPER = ("lr", "beta1", "beta2", "eps", "weight_decay")
+_BUFFERS = ("exp_avg", "exp_avg_sq")
 
 
 def adam_update(
@@ -153,8 +154,9 @@ class Adam:
         """
         if not isinstance(state, Mapping):
             raise TypeError(f"state: expected a mapping, got {type(state).__name__}")
-        expected = ["step", *_HYPER]
-        expected += [f"{kind}.{name}" for name in self.exp_avg for kind in ("exp_avg", "exp_avg_sq")]
+        params = dict(self.module.named_parameters())
+        buffer_keys = {f"{kind}.{name}": name for name in params for kind in _BUFFERS}
+        expected = ["step", *_HYPER, *buffer_keys]
         missing = [k for k in expected if k not in state]
         unexpected = [k for k in state if k not in expected]
         if missing or unexpected:
@@ -166,17 +168,13 @@ class Adam:
         if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
             raise ValueError(f"step: expected a non-negative integer, got {step!r}")
         hyper = {name: _checked_hyper(name, state[name]) for name in _HYPER}
-        params = dict(self.module.named_parameters())
-        moments = {}
-        for key in expected[1 + len(_HYPER) :]:
-            name = key.split(".", 1)[1]
-            moments[key] = _checked_buffer(key, state[key], params[name])
+        buffers = {k: _checked_buffer(k, state[k], params[name]) for k, name in buffer_keys.items()}
+        # Everything is valid: now write.
         self.step_count = int(step)
         self.lr, self.eps, self.weight_decay = hyper["lr"], hyper["eps"], hyper["weight_decay"]
         self.betas = (hyper["beta1"], hyper["beta2"])
-        for name in self.exp_avg:
-            self.exp_avg[name] = moments[f"exp_avg.{name}"]
-            self.exp_avg_sq[name] = moments[f"exp_avg_sq.{name}"]
+        self.exp_avg = {name: buffers[f"exp_avg.{name}"] for name in params}
+        self.exp_avg_sq = {name: buffers[f"exp_avg_sq.{name}"] for name in params}
 
     def __repr__(self) -> str:
         return (
