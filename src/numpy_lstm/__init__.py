@@ -5,7 +5,8 @@ the Writer (candidate g) and the Presenter (output gate o).
 """
 
 from .cell import GATE_ROLES, GATES, LSTMWeights, sigmoid
-from .layers import LSTM, Linear, LSTMCell
+from .layers import Linear, LSTMCell
+from .lstm import LSTM
 from .module import Module
 
 __version__ = "0.1.0"

@@ -29,19 +29,27 @@ GATE_ROLES = {"i": "Filter", "f": "Eraser", "g": "Writer", "o": "Presenter"}
 class LSTMWeights(NamedTuple):
     """The parameters of one LSTM layer-direction, in PyTorch's layout.
 
-    weight_ih: (4H, I)   rows are the i, f, g, o blocks
-    weight_hh: (4H, H)
+    weight_ih: (4H, I)    rows are the i, f, g, o blocks
+    weight_hh: (4H, H_out) H_out = P with a projection, else H
     bias_ih:   (4H,) or None when the layer has no bias
     bias_hh:   (4H,) or None
+    weight_hr: (P, H) or None — the output projection h = (o·tanh(c))·W_hrᵀ (Sak et al. 2014)
     """
 
     weight_ih: np.ndarray
     weight_hh: np.ndarray
     bias_ih: np.ndarray | None = None
     bias_hh: np.ndarray | None = None
+    weight_hr: np.ndarray | None = None
 
     @property
     def hidden_size(self) -> int:
+        """H, the size of the memory c."""
+        return self.weight_hh.shape[0] // 4
+
+    @property
+    def output_size(self) -> int:
+        """H_out, the size of h: P with a projection, else H."""
         return self.weight_hh.shape[1]
 
     def bias(self) -> np.ndarray | float:

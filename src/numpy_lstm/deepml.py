@@ -96,7 +96,8 @@ class LSTM:
 
     def torch_state_dict(self) -> dict[str, np.ndarray]:
         """A state dict that `torch.nn.LSTM(input_size, hidden_size)` (or ours) loads as is."""
-        return {f"{name}_l0": array for name, array in self.torch_weights()._asdict().items()}
+        weights = self.torch_weights()._asdict().items()
+        return {f"{name}_l0": array for name, array in weights if array is not None}
 
     def forward(
         self, x: Any, initial_hidden_state: Any, initial_cell_state: Any

@@ -20,8 +20,9 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from .layers import LSTM, Linear
+from .layers import Linear
 from .losses import mse_loss
+from .lstm import LSTM
 from .module import Module
 from .optim import Adam
 from .sequence import lstm_forward
@@ -108,7 +109,7 @@ def trace(model: AddingModel, x: np.ndarray) -> GateTrace:
     """Run the model on x (T, B, 2) through the pure sequence function and keep every gate."""
     B, H = x.shape[1], model.lstm.hidden_size
     zeros = np.zeros((B, H), dtype=x.dtype)
-    _, _, _, cache = lstm_forward(x, zeros, zeros, model.lstm.weights)
+    _, _, _, cache = lstm_forward(x, zeros, zeros, model.lstm.layer_weights())
     pred = cache.h[1:] @ model.head.weight[0] + model.head.bias[0]
     return GateTrace(cache.gates, cache.c, cache.h, pred)
 

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from .cell import LSTMWeights, StepCache, cell_backward, cell_forward
+from .init import initial_value
 from .module import Module
-from .sequence import SequenceCache, lstm_backward, lstm_forward
 from .validation import (
     as_float_array,
     check_finite,
@@ -35,59 +35,71 @@ def uniform_init(
     return rng.uniform(-bound, bound, size=shape).astype(dtype)
 
 
-class _LSTMParameters(Module):
-    """Shared by LSTMCell and LSTM: sizes, dtype, and torch's default initialisation."""
+class RecurrentBase(Module):
+    """Shared by LSTMCell and LSTM: sizes, dtype, parameter registration, state validation."""
 
-    def __init__(
-        self, input_size: int, hidden_size: int, bias: bool, dtype: Any, rng: Any, suffix: str
-    ) -> None:
+    def __init__(self, input_size: int, hidden_size: int, bias: bool, dtype: Any) -> None:
         super().__init__()
         self.input_size = check_positive_int("input_size", input_size)
         self.hidden_size = check_positive_int("hidden_size", hidden_size)
         self.bias = bool(bias)
         self.dtype = resolve_dtype(dtype)
-        self._names = LSTMWeights(*(f"{n}{suffix}" for n in LSTMWeights._fields))
-        # torch's default: every parameter ~ U(−1/√H, 1/√H), drawn in this order.
-        rng = resolve_rng(rng)
-        bound = 1.0 / np.sqrt(self.hidden_size)
-        H4, I, H = 4 * self.hidden_size, self.input_size, self.hidden_size
-        shapes = LSTMWeights((H4, I), (H4, H), (H4,), (H4,))
-        for name, shape in zip(self._names, shapes, strict=True):
-            if self.bias or not name.startswith("bias"):
-                self.register_parameter(name, uniform_init(rng, bound, shape, self.dtype))
         self._cache: Any = None
 
-    @property
-    def weights(self) -> LSTMWeights:
-        """The current parameters as the pure functions take them."""
-        return LSTMWeights(*(self._params.get(name) for name in self._names))
+    def _register_weights(
+        self,
+        suffix: str,
+        input_size: int,
+        proj_size: int,
+        rng: np.random.Generator,
+        scheme: Any,
+    ) -> LSTMWeights:
+        """Create one layer-direction's parameters in torch's order; return their names."""
+        H4, H = 4 * self.hidden_size, self.hidden_size
+        H_out = proj_size or H
+        shapes = LSTMWeights((H4, input_size), (H4, H_out), (H4,), (H4,), (proj_size, H))
+        names = []
+        for field, shape in zip(LSTMWeights._fields, shapes, strict=True):
+            wanted = (self.bias or not field.startswith("bias")) and (
+                proj_size or field != "weight_hr"
+            )
+            name = f"{field}{suffix}" if wanted else None
+            if name:
+                value = initial_value(scheme, name, shape, rng, H, self.dtype)
+                self.register_parameter(name, value)
+            names.append(name)
+        return LSTMWeights(*names)
 
-    def _accumulate_weights(self, dweights: LSTMWeights) -> None:
-        self._accumulate(
-            {n: g for n, g in zip(self._names, dweights, strict=True) if g is not None}
-        )
+    def _weights(self, names: LSTMWeights) -> LSTMWeights:
+        """The current parameters (by name) as the pure functions take them."""
+        return LSTMWeights(*(None if n is None else self._params[n] for n in names))
 
-    def _state(self, hx: Any, shape: tuple[int, ...]) -> State:
-        """Validate an optional (h, c) pair of the given shape; None → zeros."""
+    def _accumulate_weights(self, names: LSTMWeights, dweights: LSTMWeights) -> None:
+        self._accumulate({n: g for n, g in zip(names, dweights, strict=True) if n is not None})
+
+    def _state(self, hx: Any, h_shape: tuple[int, ...], c_shape: tuple[int, ...]) -> State:
+        """Validate an optional (h0, c0) pair of the given shapes; None → zeros."""
         if hx is None:
-            zeros = np.zeros(shape, dtype=self.dtype)
-            return zeros, zeros.copy()
+            return np.zeros(h_shape, dtype=self.dtype), np.zeros(c_shape, dtype=self.dtype)
         if not isinstance(hx, (tuple, list)) or len(hx) != 2:
             raise TypeError(f"hx: expected a tuple (h0, c0), got {type(hx).__name__}")
         return (
-            checked_input("h0", hx[0], self.dtype, shape),
-            checked_input("c0", hx[1], self.dtype, shape),
+            checked_input("h0", hx[0], self.dtype, h_shape),
+            checked_input("c0", hx[1], self.dtype, c_shape),
         )
 
-    def _grad_state(self, d_state: Any, shape: tuple[int, ...]) -> OptionalState:
+    def _grad_state(
+        self, d_state: Any, h_shape: tuple[int, ...], c_shape: tuple[int, ...]
+    ) -> OptionalState:
         """Validate an optional (dh, dc) pair; either part may be None."""
         if d_state is None:
             return None, None
         if not isinstance(d_state, (tuple, list)) or len(d_state) != 2:
             raise TypeError(f"d_state: expected a tuple (dh, dc), got {type(d_state).__name__}")
-        return tuple(  # type: ignore[return-value]
-            None if g is None else checked_input(name, g, self.dtype, shape)
-            for name, g in zip(("dh_n", "dc_n"), d_state, strict=True)
+        dh, dc = d_state
+        return (
+            None if dh is None else checked_input("dh_n", dh, self.dtype, h_shape),
+            None if dc is None else checked_input("dc_n", dc, self.dtype, c_shape),
         )
 
     def _require_cache(self) -> Any:
@@ -111,7 +123,7 @@ class _CellCall:
     batched: bool
 
 
-class LSTMCell(_LSTMParameters):
+class LSTMCell(RecurrentBase):
     """One LSTM step, like `torch.nn.LSTMCell`.
 
     Parameters `weight_ih` (4H, I), `weight_hh` (4H, H), `bias_ih`, `bias_hh` (4H,), gate order
@@ -130,7 +142,8 @@ class LSTMCell(_LSTMParameters):
         dtype: Any = np.float32,
         rng: np.random.Generator | int | None = None,
     ) -> None:
-        super().__init__(input_size, hidden_size, bias, dtype, rng, suffix="")
+        super().__init__(input_size, hidden_size, bias, dtype)
+        self._names = self._register_weights("", self.input_size, 0, resolve_rng(rng), "torch")
 
     def forward(self, x: Any, hx: Any = None) -> State:
         x = as_float_array("x", x, self.dtype)
@@ -142,126 +155,24 @@ class LSTMCell(_LSTMParameters):
         check_finite("x", x)
         batched = x.ndim == 2
         shape = (x.shape[0], self.hidden_size) if batched else (self.hidden_size,)
-        h0, c0 = self._state(hx, shape)
+        h0, c0 = self._state(hx, shape, shape)
         if not batched:  # the math always sees a batch axis
             x, h0, c0 = x[None], h0[None], c0[None]
-        h1, c1, cache = cell_forward(x, h0, c0, self.weights)
+        h1, c1, cache = cell_forward(x, h0, c0, self._weights(self._names))
         self._cache = _CellCall(cache, batched)
         return (h1, c1) if batched else (h1[0], c1[0])
 
     def backward(self, d_state: Any) -> tuple[np.ndarray, State]:
         call: _CellCall = self._require_cache()
         shape = call.cache.c_prev.shape if call.batched else (self.hidden_size,)
-        dh, dc = self._grad_state(d_state, shape)
+        dh, dc = self._grad_state(d_state, shape, shape)
         if not call.batched:
             dh, dc = (None if g is None else g[None] for g in (dh, dc))
-        g = cell_backward(dh, dc, call.cache, self.weights)
-        self._accumulate_weights(g.dweights)
+        g = cell_backward(dh, dc, call.cache, self._weights(self._names))
+        self._accumulate_weights(self._names, g.dweights)
         if call.batched:
             return g.dx, (g.dh_prev, g.dc_prev)
         return g.dx[0], (g.dh_prev[0], g.dc_prev[0])
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """How the user's arrays relate to the time-major (T, B, ·) arrays of the math."""
-
-    batched: bool
-    batch_first: bool
-
-    def to_time_major(self, a: np.ndarray) -> np.ndarray:
-        if not self.batched:
-            return a[:, None]
-        return a.transpose(1, 0, 2) if self.batch_first else a
-
-    def from_time_major(self, a: np.ndarray) -> np.ndarray:
-        if not self.batched:
-            return a[:, 0]
-        return a.transpose(1, 0, 2) if self.batch_first else a
-
-    def state_to_batch(self, s: np.ndarray) -> np.ndarray:
-        """(1, B, H) or unbatched (1, H) → (B, H)."""
-        return s[0] if self.batched else s
-
-    def state_from_batch(self, s: np.ndarray) -> np.ndarray:
-        return s[None] if self.batched else s
-
-
-@dataclass(frozen=True)
-class _SequenceCall:
-    cache: SequenceCache
-    layout: _Layout
-    out_shape: tuple[int, ...]
-    state_shape: tuple[int, ...]
-
-
-class LSTM(_LSTMParameters):
-    """A single-layer LSTM over sequences, like `torch.nn.LSTM(input_size, hidden_size)`.
-
-    Parameters `weight_ih_l0` (4H, I), `weight_hh_l0` (4H, H), `bias_ih_l0`, `bias_hh_l0` (4H,).
-
-    `out, (h_n, c_n) = lstm(x, (h0, c0))`:
-      x (T, B, I), or (B, T, I) with batch_first, or unbatched (T, I);
-      h0, c0, h_n, c_n (1, B, H), or (1, H) unbatched; the state is optional (zeros);
-      out (T, B, H) / (B, T, H) / (T, H), the h of every step.
-    `dx, (dh0, dc0) = lstm.backward(d_out, (dh_n, dc_n))` after a forward: gradients shaped like
-    the forward's inputs; any upstream part may be None. Parameter gradients accumulate in
-    `lstm.grads`.
-    """
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        bias: bool = True,
-        batch_first: bool = False,
-        *,
-        dtype: Any = np.float32,
-        rng: np.random.Generator | int | None = None,
-    ) -> None:
-        super().__init__(input_size, hidden_size, bias, dtype, rng, suffix="_l0")
-        self.batch_first = bool(batch_first)
-        self.num_layers = 1
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + (", batch_first=True" if self.batch_first else "")
-
-    def forward(self, x: Any, hx: Any = None) -> tuple[np.ndarray, State]:
-        x = as_float_array("x", x, self.dtype)
-        layout_name = "(B, T, I)" if self.batch_first else "(T, B, I)"
-        if x.ndim not in (2, 3) or x.shape[-1] != self.input_size:
-            raise ValueError(
-                f"x: expected shape {layout_name} or unbatched (T, I) with I = {self.input_size}, "
-                f"got {x.shape}"
-            )
-        check_finite("x", x)
-        layout = _Layout(batched=x.ndim == 3, batch_first=self.batch_first)
-        x_tm = layout.to_time_major(x)
-        if x_tm.shape[0] == 0:
-            raise ValueError(f"x: the sequence is empty (T = 0), shape {x.shape}")
-        batch = x_tm.shape[1]
-        state_shape = (1, batch, self.hidden_size) if layout.batched else (1, self.hidden_size)
-        h0, c0 = self._state(hx, state_shape)
-        out, h_n, c_n, cache = lstm_forward(
-            x_tm, layout.state_to_batch(h0), layout.state_to_batch(c0), self.weights
-        )
-        out = layout.from_time_major(out)
-        self._cache = _SequenceCall(cache, layout, out.shape, state_shape)
-        return out, (layout.state_from_batch(h_n), layout.state_from_batch(c_n))
-
-    def backward(self, d_out: Any = None, d_state: Any = None) -> tuple[np.ndarray, State]:
-        call: _SequenceCall = self._require_cache()
-        layout = call.layout
-        if d_out is not None:
-            d_out = layout.to_time_major(checked_input("d_out", d_out, self.dtype, call.out_shape))
-        dh_n, dc_n = (
-            None if g is None else layout.state_to_batch(g)
-            for g in self._grad_state(d_state, call.state_shape)
-        )
-        g = lstm_backward(d_out, dh_n, dc_n, call.cache)
-        self._accumulate_weights(g.dweights)
-        dx = layout.from_time_major(g.dx)
-        return dx, (layout.state_from_batch(g.dh0), layout.state_from_batch(g.dc0))
 
 
 class Linear(Module):

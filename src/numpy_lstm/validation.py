@@ -62,15 +62,54 @@ def check_shape(name: str, array: np.ndarray, expected: tuple[int, ...]) -> None
         raise ValueError(f"{name}: expected shape {tuple(expected)}, got {array.shape}")
 
 
-def check_finite(name: str, array: np.ndarray) -> None:
-    """Raise if `array` holds NaN or ±Inf, pointing at the first offending element."""
+def check_finite(name: str, array: np.ndarray, where: np.ndarray | None = None) -> None:
+    """Raise if `array` holds NaN or ±Inf — only where `where` (broadcastable bool) is True —
+    pointing at the first offending element."""
     finite = np.isfinite(array)
+    if where is not None:
+        finite |= ~where
     if not finite.all():
         index = tuple(int(k) for k in np.argwhere(~finite)[0])
         raise ValueError(
             f"{name}: contains a non-finite value ({array[index]}) at index {index} "
             f"of an array of shape {array.shape}"
         )
+
+
+def valid_steps(lengths: Any, mask: Any, batch: int | None, steps: int) -> np.ndarray | None:
+    """`lengths` or `mask` → a (B, T) bool array of valid steps (None if neither is given).
+
+    batch is None for unbatched input: lengths is then one int and mask has shape (T,).
+    lengths[b] = L means steps 0..L-1 are valid, L in [1, T]; a mask may be any pattern with at
+    least one valid step per sequence.
+    """
+    if lengths is not None and mask is not None:
+        raise ValueError("lengths, mask: give at most one of them (lengths L means mask = t < L)")
+    expected = (steps,) if batch is None else (batch, steps)
+    if lengths is not None:
+        lengths = np.asarray(lengths)
+        if lengths.dtype.kind not in "iu":
+            raise TypeError(f"lengths: expected integers, got dtype {lengths.dtype}")
+        if lengths.shape != expected[:-1]:
+            raise ValueError(f"lengths: expected shape {expected[:-1]}, got {lengths.shape}")
+        if lengths.size and (lengths.min() < 1 or lengths.max() > steps):
+            raise ValueError(
+                f"lengths: every length must be in [1, {steps}] (the sequence length), "
+                f"got min {lengths.min()} and max {lengths.max()}"
+            )
+        mask = np.arange(steps) < lengths[..., None]
+    elif mask is not None:
+        mask = np.asarray(mask)
+        if mask.dtype != np.bool_:
+            raise TypeError(f"mask: expected a boolean array, got dtype {mask.dtype}")
+        if mask.shape != expected:
+            raise ValueError(f"mask: expected shape {expected} (batch, time), got {mask.shape}")
+        empty = np.flatnonzero(~mask.reshape(-1, steps).any(axis=1))
+        if empty.size:
+            raise ValueError(f"mask: sequence {int(empty[0])} has no valid step")
+    else:
+        return None
+    return mask.reshape(-1, steps)
 
 
 def checked_input(
