@@ -34,6 +34,11 @@ class LSTMWeights(NamedTuple):
     bias_ih:   (4H,) or None when the layer has no bias
     bias_hh:   (4H,) or None
     weight_hr: (P, H) or None — the output projection h = (o·tanh(c))·W_hrᵀ (Sak et al. 2014)
+
+    Variants (see :mod:`numpy_lstm.variants`), None when off:
+    weight_peephole: (3, H) — rows i, f, o: the gates also read the memory (Gers & Schmidhuber)
+    ln_weight_ih, ln_bias_ih, ln_weight_hh, ln_bias_hh: (4H,) — layer norm of x·W_ihᵀ, h·W_hhᵀ
+    ln_weight_c, ln_bias_c: (H,) — layer norm of c before the output activation (Ba et al. 2016)
     """
 
     weight_ih: np.ndarray
@@ -41,6 +46,13 @@ class LSTMWeights(NamedTuple):
     bias_ih: np.ndarray | None = None
     bias_hh: np.ndarray | None = None
     weight_hr: np.ndarray | None = None
+    weight_peephole: np.ndarray | None = None
+    ln_weight_ih: np.ndarray | None = None
+    ln_bias_ih: np.ndarray | None = None
+    ln_weight_hh: np.ndarray | None = None
+    ln_bias_hh: np.ndarray | None = None
+    ln_weight_c: np.ndarray | None = None
+    ln_bias_c: np.ndarray | None = None
 
     @property
     def hidden_size(self) -> int:

@@ -12,6 +12,7 @@ A separate `forget_bias` (Jozefowicz et al. 2015 recommend 1) is applied afterwa
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -61,17 +62,23 @@ def initial_value(
                 f"expected a float array of shape {shape}"
             )
         return value.astype(dtype)
+    kind = re.sub(r"_l\d+(_reverse)?$", "", name)  # 'weight_hh_l1_reverse' → 'weight_hh'
+    if kind.startswith("ln_weight"):  # layer-norm gains start at 1 and biases at 0
+        return np.ones(shape, dtype=dtype)
+    if kind.startswith("ln_bias"):
+        return np.zeros(shape, dtype=dtype)
     if scheme == "torch":
         bound = 1.0 / np.sqrt(hidden_size)
         return rng.uniform(-bound, bound, size=shape).astype(dtype)
     # Keras: kernels are stored transposed relative to torch, (in, 4H) and (H_out, 4H).
-    kind = name.split("_l")[0]
     if kind == "weight_ih":
         return glorot_uniform(rng, shape[1], shape[0], shape).astype(dtype)
     if kind == "weight_hh":
         return orthogonal(rng, shape[1], shape[0]).T.astype(dtype)
     if kind == "weight_hr":
         return glorot_uniform(rng, shape[1], shape[0], shape).astype(dtype)
+    if kind == "weight_peephole":
+        return np.zeros(shape, dtype=dtype)
     bias = np.zeros(shape, dtype=dtype)
     if kind == "bias_ih":  # unit_forget_bias
         bias[hidden_size : 2 * hidden_size] = 1

@@ -35,6 +35,34 @@ def uniform_init(
     return rng.uniform(-bound, bound, size=shape).astype(dtype)
 
 
+def parameter_shapes(
+    input_size: int,
+    hidden_size: int,
+    *,
+    bias: bool = True,
+    proj_size: int = 0,
+    peephole: bool = False,
+    layer_norm: bool = False,
+) -> dict[str, tuple[int, ...]]:
+    """LSTMWeights field → shape of one layer-direction: torch's parameters in torch's order,
+    then the variants' (peepholes, layer-norm gains and biases)."""
+    H4, H = 4 * hidden_size, hidden_size
+    shapes: dict[str, tuple[int, ...]] = {
+        "weight_ih": (H4, input_size),
+        "weight_hh": (H4, proj_size or H),
+    }
+    if bias:
+        shapes |= {"bias_ih": (H4,), "bias_hh": (H4,)}
+    if proj_size:
+        shapes["weight_hr"] = (proj_size, H)
+    if peephole:
+        shapes["weight_peephole"] = (3, H)
+    if layer_norm:
+        for part, size in (("ih", H4), ("hh", H4), ("c", H)):
+            shapes |= {f"ln_weight_{part}": (size,), f"ln_bias_{part}": (size,)}
+    return shapes
+
+
 class RecurrentBase(Module):
     """Shared by LSTMCell and LSTM: sizes, dtype, parameter registration, state validation."""
 
@@ -47,28 +75,16 @@ class RecurrentBase(Module):
         self._cache: Any = None
 
     def _register_weights(
-        self,
-        suffix: str,
-        input_size: int,
-        proj_size: int,
-        rng: np.random.Generator,
-        scheme: Any,
+        self, suffix: str, shapes: dict[str, tuple[int, ...]], rng: np.random.Generator, scheme: Any
     ) -> LSTMWeights:
-        """Create one layer-direction's parameters in torch's order; return their names."""
-        H4, H = 4 * self.hidden_size, self.hidden_size
-        H_out = proj_size or H
-        shapes = LSTMWeights((H4, input_size), (H4, H_out), (H4,), (H4,), (proj_size, H))
-        names = []
-        for field, shape in zip(LSTMWeights._fields, shapes, strict=True):
-            wanted = (self.bias or not field.startswith("bias")) and (
-                proj_size or field != "weight_hr"
-            )
-            name = f"{field}{suffix}" if wanted else None
-            if name:
-                value = initial_value(scheme, name, shape, rng, H, self.dtype)
-                self.register_parameter(name, value)
-            names.append(name)
-        return LSTMWeights(*names)
+        """Create one layer-direction's parameters (field → shape, in torch's order) and return
+        their names as an LSTMWeights (None for the fields this layer does not have)."""
+        names = {}
+        for field, shape in shapes.items():
+            names[field] = f"{field}{suffix}"
+            value = initial_value(scheme, names[field], shape, rng, self.hidden_size, self.dtype)
+            self.register_parameter(names[field], value)
+        return LSTMWeights(**{field: names.get(field) for field in LSTMWeights._fields})
 
     def _weights(self, names: LSTMWeights) -> LSTMWeights:
         """The current parameters (by name) as the pure functions take them."""
@@ -143,7 +159,8 @@ class LSTMCell(RecurrentBase):
         rng: np.random.Generator | int | None = None,
     ) -> None:
         super().__init__(input_size, hidden_size, bias, dtype)
-        self._names = self._register_weights("", self.input_size, 0, resolve_rng(rng), "torch")
+        shapes = parameter_shapes(self.input_size, self.hidden_size, bias=self.bias)
+        self._names = self._register_weights("", shapes, resolve_rng(rng), "torch")
 
     def forward(self, x: Any, hx: Any = None) -> State:
         x = as_float_array("x", x, self.dtype)

@@ -11,7 +11,7 @@ import numpy as np
 
 from .cell import LSTMWeights
 from .init import check_scheme
-from .layers import RecurrentBase, State
+from .layers import RecurrentBase, State, parameter_shapes
 from .sequence import SequenceCache, lstm_backward, lstm_forward
 from .validation import as_float_array, check_finite, checked_input, resolve_rng, valid_steps
 
@@ -123,9 +123,10 @@ class LSTM(RecurrentBase):
         for k in range(self.num_layers):
             layer_input = self.input_size if k == 0 else self.num_directions * self.output_size
             for suffix in ("", "_reverse")[: self.num_directions]:
-                names = self._register_weights(
-                    f"_l{k}{suffix}", layer_input, self.proj_size, self.rng, scheme
+                shapes = parameter_shapes(
+                    layer_input, self.hidden_size, bias=self.bias, proj_size=self.proj_size
                 )
+                names = self._register_weights(f"_l{k}{suffix}", shapes, self.rng, scheme)
                 self._names.append(names)
                 if forget_bias is not None:
                     H = self.hidden_size

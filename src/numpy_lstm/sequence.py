@@ -1,16 +1,23 @@
 """A whole sequence through one LSTM layer-direction: forward and backpropagation through time.
 
-Pure functions over time-major arrays (x: (T, B, I)). The per-step math is the cell's
-(:mod:`numpy_lstm.cell`); here we only add what makes a sequence fast, exact and general:
+Pure functions over time-major arrays (x: (T, B, I)). The per-step math is
+:func:`numpy_lstm.variants.step_forward` (the textbook cell when no variant is on); here we add
+what makes a sequence fast, exact and general:
 
 - the input projection x·W_ihᵀ does not depend on the recurrence, so it is one big GEMM for all
   T steps before the loop (and dx, dW_ih, dW_hh, dW_hr are one GEMM each after the backward loop);
 - the cache keeps h and c with the initial state at index 0, so step s reads its predecessor at s;
-- an optional projection h = (o·tanh(c))·W_hrᵀ (torch's `proj_size`);
+- an optional projection h = (o·act(c))·W_hrᵀ (torch's `proj_size`);
 - an optional mask (T, B): at a masked step the state is carried unchanged and the output is
   zero (or, with `carry_output`, the carried h). Padding therefore never touches a valid result;
 - `reverse=True` runs from the last step to the first — with a mask, over each sequence's own
-  valid steps, which is what torch's packed sequences do for the backward direction.
+  valid steps, which is what torch's packed sequences do for the backward direction;
+- layer normalisation of the two pre-activation terms (Ba et al. 2016):
+  z = LN(x·W_ihᵀ) + LN(h·W_hhᵀ) + b;
+- variational recurrent dropout (Gal & Ghahramani 2016): one mask per sequence on h before W_hh;
+- zoneout (Krueger et al. 2016): each unit keeps its previous h / c with a given weight
+  (a Bernoulli draw per step when training, the probability itself when evaluating). A masked
+  step is the special case "keep everything".
 """
 
 from __future__ import annotations
@@ -20,32 +27,44 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .cell import LSTMWeights, gate_activations, memory_update, memory_update_backward
+from .cell import LSTMWeights
+from .variants import PLAIN, CellVariant, StepValues, layer_norm, layer_norm_backward, step_backward
+from .variants import step_forward as variant_step
 
 
 @dataclass(frozen=True)
 class SequenceCache:
     """Everything BPTT needs from a forward pass, in *processing* order (reversed if `reverse`).
 
-    x:      (T, B, I)    the input (zeros at masked steps)
+    x:      (T, B, I)      the input (zeros at masked steps)
     h:      (T+1, B, H_out) h[0] = h0, h[s+1] = the state after step s
-    c:      (T+1, B, H)  c[0] = c0, c[s+1] = the memory after step s
-    tanh_c: (T, B, H)    tanh of the memory the step computed
-    gates:  (T, B, 4H)   i, f, g, o after their activations
-    shown:  (T, B, H) or None — o·tanh(c) before the projection (only with a projection)
-    mask:   (T, B) bool or None
+    c:      (T+1, B, H)    c[0] = c0, c[s+1] = the memory after step s
+    steps:  what each step computed (gates, act(c), …), see :class:`StepValues`
+    carry_h, carry_c: (T, B, ·) how much of the previous state each step kept (mask, zoneout),
+            or None
+    recurrent_keep: (B, H_out) the recurrent dropout mask (scaled), or None
+    ln_x: (normalised, 1/std) of x·W_ihᵀ over all steps; ln_h: one per step — or None
     """
 
     x: np.ndarray
     h: np.ndarray
     c: np.ndarray
-    tanh_c: np.ndarray
-    gates: np.ndarray
-    shown: np.ndarray | None
+    steps: list[StepValues]
     mask: np.ndarray | None
+    carry_h: np.ndarray | None
+    carry_c: np.ndarray | None
+    recurrent_keep: np.ndarray | None
+    ln_x: tuple[np.ndarray, np.ndarray] | None
+    ln_h: list[tuple[np.ndarray, np.ndarray]] | None
     weights: LSTMWeights
+    variant: CellVariant
     reverse: bool
     carry_output: bool
+
+    @property
+    def gates(self) -> np.ndarray:
+        """(T, B, 4H) gate values i, f, g, o of every step, in processing order."""
+        return np.stack([step.gates for step in self.steps])
 
 
 class SequenceGrads(NamedTuple):
@@ -65,6 +84,16 @@ def _in_processing_order(a: np.ndarray | None, reverse: bool) -> np.ndarray | No
     return a if a is None or not reverse else a[::-1]
 
 
+def _carry_weights(
+    mask: np.ndarray | None, zoneout: np.ndarray | None, dtype: np.dtype
+) -> np.ndarray | None:
+    """How much of the previous state each step keeps: 1 at masked steps, else the zoneout
+    weight (or 0). mask (T, B), zoneout (T, B, F) → (T, B, F) or (T, B, 1); None if neither."""
+    if zoneout is None:
+        return None if mask is None else (~mask)[:, :, None].astype(dtype)
+    return zoneout if mask is None else np.where(mask[:, :, None], zoneout, 1).astype(dtype)
+
+
 def lstm_forward(
     x: np.ndarray,
     h0: np.ndarray,
@@ -74,41 +103,58 @@ def lstm_forward(
     mask: np.ndarray | None = None,
     reverse: bool = False,
     carry_output: bool = False,
+    variant: CellVariant = PLAIN,
+    recurrent_keep: np.ndarray | None = None,
+    zoneout: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, SequenceCache]:
     """Run the LSTM over a sequence.
 
-    x (T, B, I), h0 (B, H_out), c0 (B, H), mask (T, B) bool or None →
+    x (T, B, I), h0 (B, H_out), c0 (B, H), mask (T, B) bool or None,
+    recurrent_keep (B, H_out) or None, zoneout = (keep_h (T, B, H_out), keep_c (T, B, H)) or None
+    (time-major like x, even when `reverse`) →
     outputs (T, B, H_out), h_n (B, H_out), c_n (B, H), cache. Results keep the inputs' dtype.
     """
     x, mask = _in_processing_order(x, reverse), _in_processing_order(mask, reverse)
+    zoneout_h, zoneout_c = (None, None) if zoneout is None else zoneout
+    zoneout_h = _in_processing_order(zoneout_h, reverse)
+    zoneout_c = _in_processing_order(zoneout_c, reverse)
+    carry_h = _carry_weights(mask, zoneout_h, x.dtype)
+    carry_c = _carry_weights(mask, zoneout_c, x.dtype)
     T, B, I = x.shape
     H, H_out = w.hidden_size, w.output_size
     if mask is not None:  # padding may hold anything, NaN included: it must not reach the math
         x = np.where(mask[:, :, None], x, 0).astype(x.dtype, copy=False)
-    z_x = (x.reshape(T * B, I) @ w.weight_ih.T).reshape(T, B, 4 * H) + w.bias()
+    z_x = (x.reshape(T * B, I) @ w.weight_ih.T).reshape(T, B, 4 * H)
+    ln_x = ln_h = None
+    if variant.layer_norm:
+        z_x, *ln_x = layer_norm(z_x, w.ln_weight_ih, w.ln_bias_ih, variant.layer_norm_eps)
+        ln_h = []
+    z_x = z_x + w.bias()
     W_hh_T = w.weight_hh.T
-    W_hr_T = None if w.weight_hr is None else w.weight_hr.T
     h = np.empty((T + 1, B, H_out), dtype=x.dtype)
     c = np.empty((T + 1, B, H), dtype=x.dtype)
-    tanh_c = np.empty((T, B, H), dtype=x.dtype)
-    gates = np.empty((T, B, 4 * H), dtype=x.dtype)
-    shown = None if W_hr_T is None else np.empty((T, B, H), dtype=x.dtype)
     h[0], c[0] = h0, c0
+    steps = []
     for s in range(T):
-        gates[s] = gate_activations(z_x[s] + h[s] @ W_hh_T)
-        h_new, c[s + 1], tanh_c[s] = memory_update(gates[s], c[s])
-        if shown is not None:
-            shown[s] = h_new
-            h_new = h_new @ W_hr_T
-        h[s + 1] = h_new
-        if mask is not None:  # a masked step carries the state through unchanged
-            keep = mask[s][:, None]
-            h[s + 1] = np.where(keep, h[s + 1], h[s])
-            c[s + 1] = np.where(keep, c[s + 1], c[s])
+        h_in = h[s] if recurrent_keep is None else h[s] * recurrent_keep
+        z_h = h_in @ W_hh_T
+        if ln_h is not None:
+            z_h, *stats = layer_norm(z_h, w.ln_weight_hh, w.ln_bias_hh, variant.layer_norm_eps)
+            ln_h.append(tuple(stats))
+        step = variant_step(z_x[s] + z_h, c[s], w, variant)
+        steps.append(step)
+        h[s + 1] = step.shown if w.weight_hr is None else step.shown @ w.weight_hr.T
+        c[s + 1] = step.c
+        if carry_h is not None:  # keep part (or, at a masked step, all) of the previous state
+            h[s + 1] = carry_h[s] * h[s] + (1 - carry_h[s]) * h[s + 1]
+            c[s + 1] = carry_c[s] * c[s] + (1 - carry_c[s]) * c[s + 1]
     out = h[1:].copy()
     if mask is not None and not carry_output:
         out *= mask[:, :, None]
-    cache = SequenceCache(x, h, c, tanh_c, gates, shown, mask, w, reverse, carry_output)
+    cache = SequenceCache(
+        x, h, c, steps, mask, carry_h, carry_c, recurrent_keep,
+        None if ln_x is None else tuple(ln_x), ln_h, w, variant, reverse, carry_output,
+    )  # fmt: skip
     return _in_processing_order(out, reverse).copy(), h[T].copy(), c[T].copy(), cache
 
 
@@ -124,38 +170,63 @@ def lstm_backward(
     final state. Any of them may be None (zero). Returns the gradients of x, h0, c0 and every
     weight.
     """
-    x, w, mask = cache.x, cache.weights, cache.mask
+    x, w, v, mask = cache.x, cache.weights, cache.variant, cache.mask
     T, B, I = x.shape
     H, H_out = w.hidden_size, w.output_size
     d_out = _in_processing_order(d_out, cache.reverse)
     if d_out is not None and mask is not None and not cache.carry_output:
         d_out = d_out * mask[:, :, None]  # zero outputs at masked steps pass no gradient
     dz = np.empty((T, B, 4 * H), dtype=x.dtype)
+    dz_h = dz if cache.ln_h is None else np.empty_like(dz)  # gradient w.r.t. h·W_hhᵀ
     dh_proj = None if w.weight_hr is None else np.empty((T, B, H_out), dtype=x.dtype)
     dh = np.zeros((B, H_out), dtype=x.dtype) if dh_n is None else dh_n.astype(x.dtype, copy=True)
     dc = np.zeros((B, H), dtype=x.dtype) if dc_n is None else dc_n.astype(x.dtype, copy=True)
+    extra: dict[str, np.ndarray] = {}  # per-step parameters: peepholes, norms
     for s in reversed(range(T)):
         if d_out is not None:
             dh = dh + d_out[s]
-        if mask is not None:  # the carried part of the state skips this step's math
-            keep = mask[s][:, None]
-            dh, dh_carried = dh * keep, dh * ~keep
-            dc, dc_carried = dc * keep, dc * ~keep
+        if cache.carry_h is not None:  # the kept part of the state skips this step's math
+            dh, dh_kept = dh * (1 - cache.carry_h[s]), dh * cache.carry_h[s]
+            dc, dc_kept = dc * (1 - cache.carry_c[s]), dc * cache.carry_c[s]
         if dh_proj is not None:
             dh_proj[s] = dh
             dh = dh @ w.weight_hr
-        dz[s], dc = memory_update_backward(dh, dc, cache.gates[s], cache.c[s], cache.tanh_c[s])
-        dh = dz[s] @ w.weight_hh
-        if mask is not None:
-            dh, dc = dh + dh_carried, dc + dc_carried
+        dz[s], dc, step_grads = step_backward(dh, dc, cache.steps[s], cache.c[s], w, v)
+        _add_into(extra, step_grads)
+        if cache.ln_h is not None:
+            dz_h[s], *ln_grads = layer_norm_backward(dz[s], *cache.ln_h[s], w.ln_weight_hh)
+            _add_into(extra, dict(zip(("ln_weight_hh", "ln_bias_hh"), ln_grads, strict=True)))
+        dh = dz_h[s] @ w.weight_hh
+        if cache.recurrent_keep is not None:
+            dh = dh * cache.recurrent_keep
+        if cache.carry_h is not None:
+            dh, dc = dh + dh_kept, dc + dc_kept
     # The weight gradients sum over time: one GEMM each over the flattened (T·B) rows.
-    dz_flat = dz.reshape(T * B, 4 * H)
-    dx = (dz_flat @ w.weight_ih).reshape(T, B, I)
-    dW_ih = dz_flat.T @ x.reshape(T * B, I)
-    dW_hh = dz_flat.T @ cache.h[:T].reshape(T * B, H_out)
-    db = dz_flat.sum(axis=0) if w.bias_ih is not None else None
-    dW_hr = None
-    if dh_proj is not None:
-        dW_hr = dh_proj.reshape(T * B, H_out).T @ cache.shown.reshape(T * B, H)
-    dweights = LSTMWeights(dW_ih, dW_hh, db, None if db is None else db.copy(), dW_hr)
+    db = dz.sum(axis=(0, 1)) if w.bias_ih is not None else None
+    dz_x = dz
+    if cache.ln_x is not None:
+        dz_x, *ln_grads = layer_norm_backward(dz, *cache.ln_x, w.ln_weight_ih)
+        _add_into(extra, dict(zip(("ln_weight_ih", "ln_bias_ih"), ln_grads, strict=True)))
+    dz_x_flat = dz_x.reshape(T * B, 4 * H)
+    dx = (dz_x_flat @ w.weight_ih).reshape(T, B, I)
+    h_in = cache.h[:T] if cache.recurrent_keep is None else cache.h[:T] * cache.recurrent_keep
+    dweights = LSTMWeights(
+        weight_ih=dz_x_flat.T @ x.reshape(T * B, I),
+        weight_hh=dz_h.reshape(T * B, 4 * H).T @ h_in.reshape(T * B, H_out),
+        bias_ih=db,
+        bias_hh=None if db is None else db.copy(),
+        weight_hr=None if dh_proj is None else _projection_grad(dh_proj, cache.steps),
+        **extra,
+    )
     return SequenceGrads(_in_processing_order(dx, cache.reverse).copy(), dh, dc, dweights)
+
+
+def _projection_grad(dh_proj: np.ndarray, steps: list[StepValues]) -> np.ndarray:
+    """dW_hr (P, H) = Σ_t dhᵀ·shown over all steps, as one GEMM."""
+    shown = np.stack([step.shown for step in steps])
+    return dh_proj.reshape(-1, dh_proj.shape[-1]).T @ shown.reshape(-1, shown.shape[-1])
+
+
+def _add_into(total: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+    for name, grad in grads.items():
+        total[name] = grad if name not in total else total[name] + grad
