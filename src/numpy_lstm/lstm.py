@@ -14,6 +14,7 @@ from .init import check_scheme
 from .layers import RecurrentBase, State, parameter_shapes
 from .sequence import SequenceCache, lstm_backward, lstm_forward
 from .validation import as_float_array, check_finite, checked_input, resolve_rng, valid_steps
+from .variants import PLAIN_ACTIVATIONS, CellVariant
 
 MASK_OUTPUTS = ("zero", "carry")
 
@@ -75,7 +76,12 @@ class LSTM(RecurrentBase):
       inputs; any upstream part may be None. Parameter gradients accumulate in `lstm.grads`.
 
     Extras beyond torch: `init` ("torch", "keras" or a callable(name, shape, rng)),
-    `forget_bias` (sets the forget gate's total bias), `mask_output`.
+    `forget_bias` (sets the forget gate's total bias), `mask_output`, and the variants of
+    :mod:`numpy_lstm.variants` — `peephole` (adds `weight_peephole_l{k}` (3, H), rows i, f, o),
+    `coupled_input_forget`, `clip`, `activations` (gate, cell, hidden), `layer_norm` (adds
+    `ln_{weight,bias}_{ih,hh,c}_l{k}`) — plus `recurrent_dropout` (one mask per sequence on h
+    before W_hh, training only) and `zoneout` (p, or (p_h, p_c): the probability that a unit
+    keeps its previous h / c at a step; the expectation when evaluating).
     """
 
     def __init__(
@@ -94,6 +100,13 @@ class LSTM(RecurrentBase):
         init: Any = "torch",
         forget_bias: float | None = None,
         mask_output: str = "zero",
+        peephole: bool = False,
+        coupled_input_forget: bool = False,
+        clip: float | None = None,
+        activations: tuple[str, str, str] = PLAIN_ACTIVATIONS,
+        layer_norm: bool = False,
+        recurrent_dropout: float = 0.0,
+        zoneout: float | tuple[float, float] = 0.0,
     ) -> None:
         super().__init__(input_size, hidden_size, bias, dtype)
         self.num_layers = _checked_int("num_layers", num_layers, minimum=1)
@@ -103,16 +116,24 @@ class LSTM(RecurrentBase):
                 f"proj_size: must be smaller than hidden_size ({self.hidden_size}), "
                 f"got {self.proj_size}"
             )
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
-            raise TypeError(f"dropout: expected a number in [0, 1), got {dropout!r}")
-        if not 0 <= dropout < 1:
-            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout}")
+        self.dropout = _checked_probability("dropout", dropout)
+        self.recurrent_dropout = _checked_probability("recurrent_dropout", recurrent_dropout)
+        zoneout_pair = zoneout if isinstance(zoneout, (tuple, list)) else (zoneout, zoneout)
+        if len(zoneout_pair) != 2:
+            raise ValueError(f"zoneout: expected p or (p_h, p_c), got {zoneout!r}")
+        self.zoneout = tuple(_checked_probability("zoneout", p) for p in zoneout_pair)
+        self.variant = CellVariant(
+            coupled_input_forget=bool(coupled_input_forget),
+            clip=None if clip is None else float(clip),
+            activations=tuple(activations),
+            layer_norm=bool(layer_norm),
+        )
+        self.peephole = bool(peephole)
         if mask_output not in MASK_OUTPUTS:
             raise ValueError(f"mask_output: expected one of {MASK_OUTPUTS}, got {mask_output!r}")
         if forget_bias is not None and not bias:
             raise ValueError("forget_bias: needs bias=True (there is no bias to set)")
         self.batch_first = bool(batch_first)
-        self.dropout = float(dropout)
         self.bidirectional = bool(bidirectional)
         self.mask_output = mask_output
         self.num_directions = 2 if self.bidirectional else 1
@@ -124,7 +145,12 @@ class LSTM(RecurrentBase):
             layer_input = self.input_size if k == 0 else self.num_directions * self.output_size
             for suffix in ("", "_reverse")[: self.num_directions]:
                 shapes = parameter_shapes(
-                    layer_input, self.hidden_size, bias=self.bias, proj_size=self.proj_size
+                    layer_input,
+                    self.hidden_size,
+                    bias=self.bias,
+                    proj_size=self.proj_size,
+                    peephole=self.peephole,
+                    layer_norm=self.variant.layer_norm,
                 )
                 names = self._register_weights(f"_l{k}{suffix}", shapes, self.rng, scheme)
                 self._names.append(names)
@@ -141,6 +167,13 @@ class LSTM(RecurrentBase):
             "bidirectional": (self.bidirectional, False),
             "proj_size": (self.proj_size, 0),
             "mask_output": (self.mask_output, "zero"),
+            "peephole": (self.peephole, False),
+            "coupled_input_forget": (self.variant.coupled_input_forget, False),
+            "clip": (self.variant.clip, None),
+            "activations": (self.variant.activations, PLAIN_ACTIVATIONS),
+            "layer_norm": (self.variant.layer_norm, False),
+            "recurrent_dropout": (self.recurrent_dropout, 0.0),
+            "zoneout": (self.zoneout, (0.0, 0.0)),
         }
         shown = "".join(f", {k}={v!r}" for k, (v, default) in options.items() if v != default)
         return super().extra_repr() + shown
@@ -193,6 +226,9 @@ class LSTM(RecurrentBase):
                     mask=valid_tm,
                     reverse=d == 1,
                     carry_output=self.mask_output == "carry",
+                    variant=self.variant,
+                    recurrent_keep=self._recurrent_mask((B, self.output_size)),
+                    zoneout=self._zoneout_weights(T, B),
                 )
                 outputs.append(out)
                 caches.append(cache)
@@ -209,10 +245,30 @@ class LSTM(RecurrentBase):
 
     def _dropout_mask(self, shape: tuple[int, ...]) -> np.ndarray | None:
         """Inverted dropout between layers: keep with probability 1 − p, scale by 1/(1 − p)."""
-        if not self.training or self.dropout == 0:
+        return self._inverted_dropout(self.dropout, shape)
+
+    def _recurrent_mask(self, shape: tuple[int, ...]) -> np.ndarray | None:
+        """Variational dropout: one (B, H_out) mask on h before W_hh for the whole sequence."""
+        return self._inverted_dropout(self.recurrent_dropout, shape)
+
+    def _inverted_dropout(self, p: float, shape: tuple[int, ...]) -> np.ndarray | None:
+        if not self.training or p == 0:
             return None
-        keep = self.rng.random(shape) >= self.dropout
-        return (keep / (1 - self.dropout)).astype(self.dtype)
+        keep = self.rng.random(shape) >= p
+        return (keep / (1 - p)).astype(self.dtype)
+
+    def _zoneout_weights(self, T: int, B: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """How much of its previous h and c each unit keeps per step (T, B, ·): a Bernoulli(p)
+        draw when training, p itself (the expectation) when evaluating."""
+        if self.zoneout == (0.0, 0.0):
+            return None
+        weights = []
+        for p, size in zip(self.zoneout, (self.output_size, self.hidden_size), strict=True):
+            if self.training:
+                weights.append((self.rng.random((T, B, size)) < p).astype(self.dtype))
+            else:
+                weights.append(np.full((T, B, size), p, dtype=self.dtype))
+        return weights[0], weights[1]
 
     # -- backward -----------------------------------------------------------------------------
     def backward(self, d_out: Any = None, d_state: Any = None) -> tuple[np.ndarray, State]:
@@ -247,6 +303,14 @@ class LSTM(RecurrentBase):
             d_layer_output = d_layer_input
         dx = layout.from_time_major(d_layer_output)
         return dx, (layout.state_from_batch(np.stack(dh0)), layout.state_from_batch(np.stack(dc0)))
+
+
+def _checked_probability(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+        raise TypeError(f"{name}: expected a number in [0, 1), got {value!r}")
+    if not 0 <= value < 1:
+        raise ValueError(f"{name}: expected a probability in [0, 1), got {value}")
+    return float(value)
 
 
 def _checked_int(name: str, value: Any, minimum: int) -> int:
