@@ -257,3 +257,35 @@ def test_variant_parameters_are_named_and_initialised(rng: np.random.Generator) 
             np.testing.assert_array_equal(lstm.state_dict()[f"ln_weight_{part}_l{k}{suffix}"], 1)
             np.testing.assert_array_equal(lstm.state_dict()[f"ln_bias_{part}_l{k}{suffix}"], 0)
     assert lstm.state_dict()["weight_peephole_l0"].shape == (3, H)
+
+
+def test_forget_bias_with_a_coupled_gate_is_an_unsupported_combination() -> None:
+    with pytest.raises(ValueError, match=r"forget_bias, coupled_input_forget: unsupported"):
+        numpy_lstm.LSTM(I, H, coupled_input_forget=True, forget_bias=1.0)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"num_layers": 2, "bidirectional": True, "proj_size": 2, "batch_first": True},
+        {
+            "peephole": True,
+            "layer_norm": True,
+            "clip": 2.0,
+            "zoneout": (0.1, 0.2),
+            "activations": ("hard_sigmoid", "tanh", "tanh"),
+            "dtype": "float64",
+        },
+    ],
+)
+def test_config_rebuilds_the_same_architecture(options: dict) -> None:
+    lstm = numpy_lstm.LSTM(I, H, **options)
+    rebuilt = numpy_lstm.LSTM(**lstm.config())
+    assert rebuilt.config() == lstm.config()
+    assert {k: (v.shape, v.dtype) for k, v in rebuilt.state_dict().items()} == {
+        k: (v.shape, v.dtype) for k, v in lstm.state_dict().items()
+    }
+    rebuilt.load_state_dict(lstm.state_dict())
+    x = np.ones((2, 4, I), dtype=lstm.dtype)
+    np.testing.assert_array_equal(rebuilt.eval()(x)[0], lstm.eval()(x)[0])

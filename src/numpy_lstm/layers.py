@@ -162,6 +162,15 @@ class LSTMCell(RecurrentBase):
         shapes = parameter_shapes(self.input_size, self.hidden_size, bias=self.bias)
         self._names = self._register_weights("", shapes, resolve_rng(rng), "torch")
 
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments (JSON-able): `LSTMCell(**cell.config())`."""
+        return {
+            "input_size": self.input_size,
+            "hidden_size": self.hidden_size,
+            "bias": self.bias,
+            "dtype": self.dtype.name,
+        }
+
     def forward(self, x: Any, hx: Any = None) -> State:
         x = as_float_array("x", x, self.dtype)
         if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
@@ -222,6 +231,15 @@ class Linear(Module):
                 "bias", uniform_init(rng, bound, (self.out_features,), self.dtype)
             )
         self._x: np.ndarray | None = None
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments (JSON-able): `Linear(**linear.config())`."""
+        return {
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "bias": "bias" in self._params,
+            "dtype": self.dtype.name,
+        }
 
     def forward(self, x: Any) -> np.ndarray:
         x = as_float_array("x", x, self.dtype)

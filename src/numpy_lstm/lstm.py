@@ -122,6 +122,11 @@ class LSTM(RecurrentBase):
         if len(zoneout_pair) != 2:
             raise ValueError(f"zoneout: expected p or (p_h, p_c), got {zoneout!r}")
         self.zoneout = tuple(_checked_probability("zoneout", p) for p in zoneout_pair)
+        if forget_bias is not None and coupled_input_forget:
+            raise ValueError(
+                "forget_bias, coupled_input_forget: unsupported combination — with a coupled "
+                "input-forget gate (f = 1 − i) the forget bias is unused"
+            )
         self.variant = CellVariant(
             coupled_input_forget=bool(coupled_input_forget),
             clip=None if clip is None else float(clip),
@@ -177,6 +182,29 @@ class LSTM(RecurrentBase):
         }
         shown = "".join(f", {k}={v!r}" for k, (v, default) in options.items() if v != default)
         return super().extra_repr() + shown
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments (JSON-able) that rebuild this architecture:
+        `LSTM(**lstm.config())` has the same parameter names and shapes (not values)."""
+        return {
+            "input_size": self.input_size,
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers,
+            "bias": self.bias,
+            "batch_first": self.batch_first,
+            "dropout": self.dropout,
+            "bidirectional": self.bidirectional,
+            "proj_size": self.proj_size,
+            "dtype": self.dtype.name,
+            "mask_output": self.mask_output,
+            "peephole": self.peephole,
+            "coupled_input_forget": self.variant.coupled_input_forget,
+            "clip": self.variant.clip,
+            "activations": list(self.variant.activations),
+            "layer_norm": self.variant.layer_norm,
+            "recurrent_dropout": self.recurrent_dropout,
+            "zoneout": list(self.zoneout),
+        }
 
     def layer_weights(self, layer: int = 0, reverse: bool = False) -> LSTMWeights:
         """The live parameters of one layer-direction, as the pure functions take them."""
