@@ -11,8 +11,8 @@ import numpy as np
 
 from .cell import LSTMWeights
 from .init import check_scheme
+from .kernels import sequence_backward, sequence_forward
 from .layers import RecurrentBase, State, parameter_shapes
-from .sequence import SequenceCache, lstm_backward, lstm_forward
 from .validation import as_float_array, check_finite, checked_input, resolve_rng, valid_steps
 from .variants import PLAIN_ACTIVATIONS, CellVariant
 
@@ -48,7 +48,7 @@ class _Layout:
 class _ForwardCall:
     """One forward pass: a cache per layer-direction, the dropout masks between layers."""
 
-    caches: list[SequenceCache]
+    caches: list[Any]  # one per layer-direction, from the kernel that ran it
     dropout_masks: list[np.ndarray | None]
     layout: _Layout
     out_shape: tuple[int, ...]
@@ -246,7 +246,7 @@ class LSTM(RecurrentBase):
             outputs = []
             for d in range(self.num_directions):
                 index = k * self.num_directions + d
-                out, h, c, cache = lstm_forward(
+                out, h, c, cache = sequence_forward(
                     layer_input,
                     h0[index],
                     c0[index],
@@ -317,7 +317,7 @@ class LSTM(RecurrentBase):
             d_layer_input = None
             for d in range(D):
                 index = k * D + d
-                g = lstm_backward(
+                g = sequence_backward(
                     None
                     if d_layer_output is None
                     else d_layer_output[..., d * H_out : (d + 1) * H_out],
