@@ -5,10 +5,20 @@ the Writer (candidate g) and the Presenter (output gate o).
 """
 
 from .cell import GATE_ROLES, GATES, LSTMWeights, sigmoid
-from .layers import Linear, LSTMCell
+from .layers import Embedding, Linear, LSTMCell
 from .lstm import LSTM
 from .module import Module
 
 __version__ = "0.1.0"
 
-__all__ = ["GATES", "GATE_ROLES", "LSTM", "LSTMCell", "LSTMWeights", "Linear", "Module", "sigmoid"]
+__all__ = [
+    "GATES",
+    "GATE_ROLES",
+    "LSTM",
+    "Embedding",
+    "LSTMCell",
+    "LSTMWeights",
+    "Linear",
+    "Module",
+    "sigmoid",
+]

@@ -265,3 +265,60 @@ class Linear(Module):
     def __repr__(self) -> str:
         bias = "" if "bias" in self._params else ", bias=False"
         return f"Linear({self.in_features}, {self.out_features}{bias}, dtype={self.dtype.name})"
+
+
+class Embedding(Module):
+    """A lookup table, like `torch.nn.Embedding`: `weight` (num_embeddings, embedding_dim),
+    initialised N(0, 1) as torch does.
+
+    idx (…) integers in [0, num_embeddings) → (…, embedding_dim). `embedding.backward(dy)`
+    scatters dy into the rows that were looked up (repeated indices add up) and returns None:
+    indices have no gradient.
+    """
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        *,
+        dtype: Any = np.float32,
+        rng: np.random.Generator | int | None = None,
+    ) -> None:
+        super().__init__()
+        self.num_embeddings = check_positive_int("num_embeddings", num_embeddings)
+        self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
+        self.dtype = resolve_dtype(dtype)
+        weight = resolve_rng(rng).standard_normal((self.num_embeddings, self.embedding_dim))
+        self.register_parameter("weight", weight.astype(self.dtype))
+        self._idx: np.ndarray | None = None
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments (JSON-able): `Embedding(**embedding.config())`."""
+        return {
+            "num_embeddings": self.num_embeddings,
+            "embedding_dim": self.embedding_dim,
+            "dtype": self.dtype.name,
+        }
+
+    def forward(self, idx: Any) -> np.ndarray:
+        idx = np.asarray(idx)
+        if idx.dtype.kind not in "iu":
+            raise TypeError(f"idx: expected integer indices, got dtype {idx.dtype}")
+        if idx.size and (idx.min() < 0 or idx.max() >= self.num_embeddings):
+            raise ValueError(
+                f"idx: indices must be in [0, {self.num_embeddings}), "
+                f"got min {idx.min()} and max {idx.max()}"
+            )
+        self._idx = idx
+        return self._params["weight"][idx]
+
+    def backward(self, dy: Any) -> None:
+        if self._idx is None:
+            raise ValueError("Embedding.backward() called before forward()")
+        dy = checked_input("dy", dy, self.dtype, (*self._idx.shape, self.embedding_dim))
+        grad = np.zeros_like(self._params["weight"])
+        np.add.at(grad, self._idx.reshape(-1), dy.reshape(-1, self.embedding_dim))
+        self._accumulate({"weight": grad})
+
+    def __repr__(self) -> str:
+        return f"Embedding({self.num_embeddings}, {self.embedding_dim}, dtype={self.dtype.name})"
