@@ -14,7 +14,7 @@ from numpy_lstm.schedules import CosineLR, StepLR
 from test_optim import TinyModel, random_grads, set_grads
 
 # torch warns when a scheduler steps without optimizer steps; here only the lr values matter.
-pytestmark = pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\(\)`")
+pytestmark = pytest.mark.filterwarnings(r"ignore:Detected call of `lr_scheduler.step\(\)`")
 
 TOL = {np.float32: dict(rtol=1e-6, atol=2e-6), np.float64: dict(rtol=0, atol=1e-12)}
 
