@@ -150,7 +150,7 @@ def test_scheduler_state_round_trip() -> None:
 @pytest.mark.parametrize(
     "build, message",
     [
-        (lambda m: SGD(m, lr=-1), "lr: expected a finite number > 0"),
+        (lambda m: SGD(m, lr=-1), "lr: expected a finite number >= 0"),
         (lambda m: SGD(m, momentum=-0.1), "momentum: expected"),
         (lambda m: SGD(m, nesterov=True), "nesterov: needs momentum > 0"),
         (lambda m: RMSprop(m, alpha=1.0), r"alpha: expected a finite number in \[0, 1\)"),

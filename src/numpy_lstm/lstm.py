@@ -214,6 +214,20 @@ class LSTM(RecurrentBase):
             )
         return self._weights(self._names[layer * self.num_directions + int(reverse)])
 
+    def state_after(self, steps: int) -> State:
+        """(h, c) of every layer after the first `steps` steps of the last forward pass, shaped
+        like h_n and c_n — the state to carry when truncated BPTT advances by `steps`."""
+        call = self._require_cache()
+        T = call.out_shape[1 if call.layout.batched and self.batch_first else 0]
+        if self.bidirectional or not 1 <= steps <= T:
+            raise ValueError(
+                f"steps: expected 1 ≤ steps ≤ {T} on a unidirectional LSTM, got {steps} "
+                f"(bidirectional={self.bidirectional})"
+            )
+        h = np.stack([cache.h[steps] for cache in call.caches])
+        c = np.stack([cache.c[steps] for cache in call.caches])
+        return call.layout.state_from_batch(h), call.layout.state_from_batch(c)
+
     # -- forward ------------------------------------------------------------------------------
     def forward(
         self, x: Any, hx: Any = None, *, lengths: Any = None, mask: Any = None

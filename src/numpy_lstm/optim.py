@@ -223,7 +223,7 @@ class SGD(Optimizer):
     """torch.optim.SGD(params, lr, momentum=0, dampening=0, weight_decay=0, nesterov=False)."""
 
     hyperparameters: ClassVar[dict[str, Check]] = {
-        "lr": POSITIVE, "momentum": NON_NEGATIVE, "dampening": NON_NEGATIVE,
+        "lr": NON_NEGATIVE, "momentum": NON_NEGATIVE, "dampening": NON_NEGATIVE,
         "weight_decay": NON_NEGATIVE, "nesterov": FLAG,
     }  # fmt: skip
     buffer_names = ("momentum_buffer",)
@@ -249,7 +249,7 @@ class Adam(Optimizer):
     """torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0)."""
 
     hyperparameters: ClassVar[dict[str, Check]] = {
-        "lr": POSITIVE, "beta1": UNIT_INTERVAL, "beta2": UNIT_INTERVAL, "eps": POSITIVE,
+        "lr": NON_NEGATIVE, "beta1": UNIT_INTERVAL, "beta2": UNIT_INTERVAL, "eps": POSITIVE,
         "weight_decay": NON_NEGATIVE,
     }  # fmt: skip
     buffer_names = ("exp_avg", "exp_avg_sq")
@@ -298,7 +298,7 @@ class RMSprop(Optimizer):
     centered=False)."""
 
     hyperparameters: ClassVar[dict[str, Check]] = {
-        "lr": POSITIVE, "alpha": UNIT_INTERVAL, "eps": POSITIVE, "weight_decay": NON_NEGATIVE,
+        "lr": NON_NEGATIVE, "alpha": UNIT_INTERVAL, "eps": POSITIVE, "weight_decay": NON_NEGATIVE,
         "momentum": NON_NEGATIVE, "centered": FLAG,
     }  # fmt: skip
     buffer_names = ("square_avg", "grad_avg", "momentum_buffer")

@@ -114,3 +114,18 @@ def CosineLR(
     if warmup_steps:
         decay = with_linear_warmup(warmup_steps, warmup_start_factor, decay)
     return Scheduler(optimizer, decay)
+
+
+SCHEDULES = {"step": StepLR, "cosine": CosineLR}
+
+
+def make_schedule(optimizer: Optimizer, spec: Mapping[str, Any] | None) -> Scheduler | None:
+    """A scheduler from a JSON-able spec such as {"name": "cosine", "total_steps": 1000,
+    "warmup_steps": 50} (the form checkpoints store); None or {"name": "constant"} → None."""
+    if spec is None or spec.get("name") == "constant":
+        return None
+    kwargs = dict(spec)
+    name = kwargs.pop("name", None)
+    if name not in SCHEDULES:
+        raise ValueError(f"schedule: expected a name in {['constant', *SCHEDULES]}, got {name!r}")
+    return SCHEDULES[name](optimizer, **kwargs)
