@@ -92,25 +92,28 @@ def stream_layout(ids: np.ndarray, streams: int) -> np.ndarray:
 
 
 class CharLMTask(Task):
-    """Train a :class:`CharLM` on a text; metrics in nats and bits per character (bpc)."""
+    """Character language model on a UTF-8 text (bits per character).
+
+    A :class:`CharLM` trained with truncated BPTT; metrics in nats and bits per character (bpc).
+    """
 
     name = "charlm"
     item_name = "chars"
 
     def __init__(
-        self, text_path: str | None = None, embedding_dim: int = 32, hidden_size: int = 256,
+        self, text: str | None = None, embedding_dim: int = 32, hidden_size: int = 256,
         num_layers: int = 1, dropout: float = 0.0, batch_size: int = 32, bptt: int = 64,
         stride: int | None = None, val_fraction: float = 0.1, seed: int = 0,
         dtype: str = "float32",
     ) -> None:  # fmt: skip
-        text = default_corpus() if text_path is None else Path(text_path).read_text("utf-8")
+        path, text = text, (default_corpus() if text is None else Path(text).read_text("utf-8"))
         if not 0 < val_fraction < 1:
             raise ValueError(f"val_fraction: expected a number in (0, 1), got {val_fraction}")
         self.stride = bptt if stride is None else stride
         if not 1 <= self.stride <= bptt:
             raise ValueError(f"stride: expected 1 ≤ stride (k1) ≤ bptt (k2) = {bptt}, got {stride}")
         self.arguments = {
-            "text_path": text_path, "embedding_dim": embedding_dim, "hidden_size": hidden_size,
+            "text": path, "embedding_dim": embedding_dim, "hidden_size": hidden_size,
             "num_layers": num_layers, "dropout": dropout, "batch_size": batch_size, "bptt": bptt,
             "stride": stride, "val_fraction": val_fraction, "seed": seed, "dtype": dtype,
         }  # fmt: skip
@@ -166,7 +169,8 @@ class CharLMTask(Task):
 
     def state(self) -> tuple[dict[str, Any], Arrays]:
         values, arrays = super().state()
-        values |= {"position": self.position, "epoch": self.epoch}
+        # The vocabulary travels with the checkpoint, so sampling never needs the text again.
+        values |= {"position": self.position, "epoch": self.epoch, "vocabulary": self.vocab.chars}
         return values, arrays | self.carried.arrays()
 
     def load_state(self, values: dict[str, Any], arrays: Arrays) -> None:
@@ -176,6 +180,23 @@ class CharLMTask(Task):
 
     def sample(self, prime: str = "\n", length: int = 200, **kwargs: Any) -> str:
         return sample(self.model, self.vocab, prime, length, **kwargs)
+
+
+def load_for_sampling(path: str | Path) -> tuple[CharLM, Vocabulary]:
+    """The model and vocabulary of a char-LM checkpoint (the training text is not needed)."""
+    from ..checkpoint import read_checkpoint
+
+    saved = read_checkpoint(path)
+    task = saved.meta["task"]
+    if task.get("name") != CharLMTask.name:
+        raise ValueError(f"{path}: not a char-LM checkpoint (task {task.get('name')!r})")
+    config, vocab = task["config"], Vocabulary(task["state"]["vocabulary"])
+    model = CharLM(
+        len(vocab), config["embedding_dim"], config["hidden_size"], config["num_layers"],
+        config["dropout"], np.random.default_rng(0), np.dtype(config["dtype"]),
+    )  # fmt: skip
+    model.load_state_dict(saved.model)
+    return model, vocab
 
 
 def sample(
