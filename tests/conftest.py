@@ -75,3 +75,56 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20261124)
+
+
+# -- the full layer (stacked, bidirectional, projected) ------------------------------------------
+
+
+def torch_lstm(input_size: int, hidden_size: int, dtype: type, **config: object) -> torch.nn.LSTM:
+    """A torch.nn.LSTM in `dtype`; `config` takes torch's keyword arguments (num_layers, …)."""
+    return torch.nn.LSTM(input_size, hidden_size, dtype=TORCH_DTYPE[dtype], **config)
+
+
+def distinct_gate_lstm_state(
+    rng: np.random.Generator, theirs: torch.nn.LSTM, dtype: type
+) -> dict[str, np.ndarray]:
+    """Distinct-gate values for every parameter of `theirs`, keyed and ordered like its state_dict.
+
+    Works for any num_layers / bidirectional / proj_size: the names and shapes come from torch.
+    Every gate block of every weight_ih / weight_hh / bias has its own scale and offset (as in
+    `distinct_gate_state`), and the projections weight_hr are random, so any mix-up of gates,
+    layers, directions or projections changes the result.
+    """
+    H = theirs.hidden_size
+    scale = np.repeat(GATE_SCALES, H)[:, None]
+    offset = np.repeat(GATE_OFFSETS, H)
+    state = {}
+    for name, tensor in theirs.state_dict().items():
+        shape = tuple(tensor.shape)
+        if name.startswith("weight_ih"):
+            value = rng.uniform(-1, 1, shape) * scale * min(1.0, 2.0 / np.sqrt(shape[1]))
+        elif name.startswith("weight_hh"):
+            value = rng.uniform(-1, 1, shape) * scale / np.sqrt(shape[1])
+        elif name.startswith("bias_ih"):
+            value = offset + 0.1 * rng.standard_normal(shape)
+        elif name.startswith("bias_hh"):
+            value = -0.5 * offset + 0.1 * rng.standard_normal(shape)
+        else:  # weight_hr: (P, H)
+            value = rng.uniform(-1.5, 1.5, shape) / np.sqrt(H)
+        state[name] = value.astype(dtype)
+    return state
+
+
+def load_into_torch(theirs: torch.nn.Module, state: dict[str, np.ndarray]) -> torch.nn.Module:
+    theirs.load_state_dict({k: to_torch(v) for k, v in state.items()})
+    return theirs
+
+
+def assert_matches(ours: np.ndarray, theirs: object, dtype: type, what: str) -> None:
+    """`ours` has the dtype and shape of the reference and agrees within TOLERANCE[dtype]."""
+    if isinstance(theirs, torch.Tensor):
+        theirs = theirs.detach().numpy()
+    theirs = np.asarray(theirs)
+    assert ours.dtype == dtype, f"{what}: dtype {ours.dtype}, expected {np.dtype(dtype)}"
+    assert ours.shape == theirs.shape, f"{what}: shape {ours.shape}, expected {theirs.shape}"
+    np.testing.assert_allclose(ours, theirs, **TOLERANCE[dtype], err_msg=what)
