@@ -8,6 +8,7 @@ from .cell import GATE_ROLES, GATES, LSTMWeights, sigmoid
 from .layers import Embedding, Linear, LSTMCell
 from .lstm import LSTM
 from .module import Module
+from .trace import Trace, trace
 
 __version__ = "0.1.0"
 
@@ -20,5 +21,7 @@ __all__ = [
     "LSTMWeights",
     "Linear",
     "Module",
+    "Trace",
     "sigmoid",
+    "trace",
 ]

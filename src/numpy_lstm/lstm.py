@@ -13,6 +13,7 @@ from .cell import LSTMWeights
 from .init import check_scheme
 from .kernels import sequence_backward, sequence_forward
 from .layers import RecurrentBase, State, parameter_shapes
+from .sequence import SequenceGrads
 from .validation import as_float_array, check_finite, checked_input, resolve_rng, valid_steps
 from .variants import PLAIN_ACTIVATIONS, CellVariant
 
@@ -230,8 +231,16 @@ class LSTM(RecurrentBase):
 
     # -- forward ------------------------------------------------------------------------------
     def forward(
-        self, x: Any, hx: Any = None, *, lengths: Any = None, mask: Any = None
+        self,
+        x: Any,
+        hx: Any = None,
+        *,
+        lengths: Any = None,
+        mask: Any = None,
+        record: bool = False,
     ) -> tuple[np.ndarray, State]:
+        """See the class docstring. `record` keeps every step's pre-activations for a trace
+        (:func:`numpy_lstm.trace`); it forces the reference kernel."""
         x = as_float_array("x", x, self.dtype)
         layout_name = "(B, T, I)" if self.batch_first else "(T, B, I)"
         if x.ndim not in (2, 3) or x.shape[-1] != self.input_size:
@@ -271,6 +280,7 @@ class LSTM(RecurrentBase):
                     variant=self.variant,
                     recurrent_keep=self._recurrent_mask((B, self.output_size)),
                     zoneout=self._zoneout_weights(T, B),
+                    **({"record": True} if record else {}),
                 )
                 outputs.append(out)
                 caches.append(cache)
@@ -314,6 +324,16 @@ class LSTM(RecurrentBase):
 
     # -- backward -----------------------------------------------------------------------------
     def backward(self, d_out: Any = None, d_state: Any = None) -> tuple[np.ndarray, State]:
+        dx, state, grads = self.backward_pass(d_out, d_state)
+        for names, g in zip(self._names, grads, strict=True):
+            self._accumulate_weights(names, g.dweights)
+        return dx, state
+
+    def backward_pass(
+        self, d_out: Any = None, d_state: Any = None, *, record: bool = False
+    ) -> tuple[np.ndarray, State, list[SequenceGrads]]:
+        """BPTT through the last forward without touching `grads`: returns dx, (dh0, dc0) and
+        every layer-direction's :class:`SequenceGrads` (with `record`, per-step dh and dc)."""
         call: _ForwardCall = self._require_cache()
         layout = call.layout
         if d_out is not None:
@@ -323,7 +343,7 @@ class LSTM(RecurrentBase):
             for g in self._grad_state(d_state, call.h_shape, call.c_shape)
         )
         D, H_out = self.num_directions, self.output_size
-        dh0, dc0 = [None] * len(call.caches), [None] * len(call.caches)
+        grads: list[Any] = [None] * len(call.caches)
         d_layer_output = d_out
         for k in reversed(range(self.num_layers)):
             if call.dropout_masks[k] is not None and d_layer_output is not None:
@@ -331,20 +351,21 @@ class LSTM(RecurrentBase):
             d_layer_input = None
             for d in range(D):
                 index = k * D + d
-                g = sequence_backward(
+                grads[index] = g = sequence_backward(
                     None
                     if d_layer_output is None
                     else d_layer_output[..., d * H_out : (d + 1) * H_out],
                     None if dh_n is None else dh_n[index],
                     None if dc_n is None else dc_n[index],
                     call.caches[index],
+                    record=record,
                 )
-                self._accumulate_weights(self._names[index], g.dweights)
                 d_layer_input = g.dx if d_layer_input is None else d_layer_input + g.dx
-                dh0[index], dc0[index] = g.dh0, g.dc0
             d_layer_output = d_layer_input
         dx = layout.from_time_major(d_layer_output)
-        return dx, (layout.state_from_batch(np.stack(dh0)), layout.state_from_batch(np.stack(dc0)))
+        dh0 = layout.state_from_batch(np.stack([g.dh0 for g in grads]))
+        dc0 = layout.state_from_batch(np.stack([g.dc0 for g in grads]))
+        return dx, (dh0, dc0), grads
 
 
 def _checked_probability(name: str, value: Any) -> float:

@@ -71,12 +71,16 @@ class SequenceGrads(NamedTuple):
     """Gradients of a loss w.r.t. every input of :func:`lstm_forward`.
 
     dx (T, B, I); dh0 (B, H_out); dc0 (B, H); dweights in the layout of :class:`LSTMWeights`.
+    With `record`: dh (T, B, H_out) and dc (T, B, H), the full gradients w.r.t. every step's
+    h and memory c (time order) — how far the error reaches back through time.
     """
 
     dx: np.ndarray
     dh0: np.ndarray
     dc0: np.ndarray
     dweights: LSTMWeights
+    dh: np.ndarray | None = None
+    dc: np.ndarray | None = None
 
 
 def _in_processing_order(a: np.ndarray | None, reverse: bool) -> np.ndarray | None:
@@ -106,6 +110,7 @@ def lstm_forward(
     variant: CellVariant = PLAIN,
     recurrent_keep: np.ndarray | None = None,
     zoneout: tuple[np.ndarray, np.ndarray] | None = None,
+    record: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, SequenceCache]:
     """Run the LSTM over a sequence.
 
@@ -113,6 +118,7 @@ def lstm_forward(
     recurrent_keep (B, H_out) or None, zoneout = (keep_h (T, B, H_out), keep_c (T, B, H)) or None
     (time-major like x, even when `reverse`) →
     outputs (T, B, H_out), h_n (B, H_out), c_n (B, H), cache. Results keep the inputs' dtype.
+    With `record`, each step's pre-activations are kept in the cache too (for traces).
     """
     x, mask = _in_processing_order(x, reverse), _in_processing_order(mask, reverse)
     zoneout_h, zoneout_c = (None, None) if zoneout is None else zoneout
@@ -141,7 +147,7 @@ def lstm_forward(
         if ln_h is not None:
             z_h, *stats = layer_norm(z_h, w.ln_weight_hh, w.ln_bias_hh, variant.layer_norm_eps)
             ln_h.append(tuple(stats))
-        step = variant_step(z_x[s] + z_h, c[s], w, variant)
+        step = variant_step(z_x[s] + z_h, c[s], w, variant, record)
         steps.append(step)
         h[s + 1] = step.shown if w.weight_hr is None else step.shown @ w.weight_hr.T
         c[s + 1] = step.c
@@ -163,6 +169,7 @@ def lstm_backward(
     dh_n: np.ndarray | None,
     dc_n: np.ndarray | None,
     cache: SequenceCache,
+    record: bool = False,
 ) -> SequenceGrads:
     """Backpropagation through time for :func:`lstm_forward`.
 
@@ -182,17 +189,24 @@ def lstm_backward(
     dh = np.zeros((B, H_out), dtype=x.dtype) if dh_n is None else dh_n.astype(x.dtype, copy=True)
     dc = np.zeros((B, H), dtype=x.dtype) if dc_n is None else dc_n.astype(x.dtype, copy=True)
     extra: dict[str, np.ndarray] = {}  # per-step parameters: peepholes, norms
+    dh_steps = np.empty((T, B, H_out), dtype=x.dtype) if record else None
+    dc_steps = np.empty((T, B, H), dtype=x.dtype) if record else None
     for s in reversed(range(T)):
         if d_out is not None:
             dh = dh + d_out[s]
+        if dh_steps is not None:
+            dh_steps[s] = dh
         if cache.carry_h is not None:  # the kept part of the state skips this step's math
             dh, dh_kept = dh * (1 - cache.carry_h[s]), dh * cache.carry_h[s]
             dc, dc_kept = dc * (1 - cache.carry_c[s]), dc * cache.carry_c[s]
         if dh_proj is not None:
             dh_proj[s] = dh
             dh = dh @ w.weight_hr
-        dz[s], dc, step_grads = step_backward(dh, dc, cache.steps[s], cache.c[s], w, v)
-        _add_into(extra, step_grads)
+        step = step_backward(dh, dc, cache.steps[s], cache.c[s], w, v, record)
+        dz[s], dc = step.dz, step.dc_prev
+        _add_into(extra, step.params)
+        if dc_steps is not None:
+            dc_steps[s] = step.dc
         if cache.ln_h is not None:
             dz_h[s], *ln_grads = layer_norm_backward(dz[s], *cache.ln_h[s], w.ln_weight_hh)
             _add_into(extra, dict(zip(("ln_weight_hh", "ln_bias_hh"), ln_grads, strict=True)))
@@ -218,7 +232,11 @@ def lstm_backward(
         weight_hr=None if dh_proj is None else _projection_grad(dh_proj, cache.steps),
         **extra,
     )
-    return SequenceGrads(_in_processing_order(dx, cache.reverse).copy(), dh, dc, dweights)
+    dx = _in_processing_order(dx, cache.reverse).copy()
+    if record:  # back to time order; at masked steps only the carried part exists
+        dh_steps = _in_processing_order(dh_steps, cache.reverse).copy()
+        dc_steps = _in_processing_order(dc_steps, cache.reverse).copy()
+    return SequenceGrads(dx, dh, dc, dweights, dh_steps, dc_steps)
 
 
 def _projection_grad(dh_proj: np.ndarray, steps: list[StepValues]) -> np.ndarray:

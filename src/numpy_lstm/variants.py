@@ -107,14 +107,29 @@ class StepValues(NamedTuple):
     unclipped: np.ndarray | None  # (B, 4H) bool: where the clip let the gradient through
     c_normalised: np.ndarray | None  # LN(c) before its affine part, and 1/std (B, 1)
     c_inv_std: np.ndarray | None
+    preactivations: np.ndarray | None = None  # (B, 4H) what each activation read (if recorded)
 
 
-def step_forward(z: np.ndarray, c_prev: np.ndarray, w: LSTMWeights, v: CellVariant) -> StepValues:
-    """Pre-activations z (B, 4H) (without peephole terms) and memory c_prev (B, H) → StepValues."""
+class StepBackward(NamedTuple):
+    """What :func:`step_backward` returns: dz (B, 4H) w.r.t. the pre-activations, dc_prev
+    (B, H), dc the full gradient w.r.t. this step's memory c (through h and through later steps),
+    and this step's own parameter gradients (peepholes, memory norm) by LSTMWeights field."""
+
+    dz: np.ndarray
+    dc_prev: np.ndarray
+    dc: np.ndarray | None
+    params: dict[str, np.ndarray]
+
+
+def step_forward(
+    z: np.ndarray, c_prev: np.ndarray, w: LSTMWeights, v: CellVariant, record: bool = False
+) -> StepValues:
+    """Pre-activations z (B, 4H) (without peephole terms) and memory c_prev (B, H) → StepValues.
+    With `record`, the values each activation read (peepholes and clip included) are kept."""
     if v.is_plain and w.weight_peephole is None:
         gates = gate_activations(z)
         shown, c, tanh_c = memory_update(gates, c_prev)
-        return StepValues(shown, c, gates, tanh_c, None, None, None)
+        return StepValues(shown, c, gates, tanh_c, None, None, None, z if record else None)
     gate_act, cell_act, hidden_act = (ACTIVATIONS[a][0] for a in v.activations)
     z = z.copy()
     zi, zf, zg, zo = np.split(z, 4, axis=-1)  # views into z
@@ -129,13 +144,14 @@ def step_forward(z: np.ndarray, c_prev: np.ndarray, w: LSTMWeights, v: CellVaria
         zo += w.weight_peephole[2] * c  # the Presenter peeks at the *new* memory
     o = gate_act(_clip(zo, v.clip))
     unclipped = None if v.clip is None else np.abs(z) <= v.clip
+    preactivations = _clip(z, v.clip) if record else None
     normalised = inv_std = None
     m = c
     if v.layer_norm:
         m, normalised, inv_std = layer_norm(c, w.ln_weight_c, w.ln_bias_c, v.layer_norm_eps)
     act_c = hidden_act(m)
     gates = np.concatenate([i, f, g, o], axis=-1)
-    return StepValues(o * act_c, c, gates, act_c, unclipped, normalised, inv_std)
+    return StepValues(o * act_c, c, gates, act_c, unclipped, normalised, inv_std, preactivations)
 
 
 def _clip(z: np.ndarray, clip: float | None) -> np.ndarray:
@@ -149,16 +165,18 @@ def step_backward(
     c_prev: np.ndarray,
     w: LSTMWeights,
     v: CellVariant,
-) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """Backward of :func:`step_forward`.
-
-    dshown (B, H): gradient w.r.t. o·act(c); dc (B, H): w.r.t. the new memory through later
-    steps. Returns dz (B, 4H) w.r.t. the pre-activations, dc_prev (B, H), and the gradients of
-    this step's own parameters (peepholes, memory norm) by LSTMWeights field name.
-    """
+    record: bool = False,
+) -> StepBackward:
+    """Backward of :func:`step_forward`. dshown (B, H): gradient w.r.t. o·act(c); dc (B, H):
+    w.r.t. the new memory through later steps. See :class:`StepBackward` for what it returns;
+    its `dc` is None on the plain path unless `record`."""
     if v.is_plain and w.weight_peephole is None:
         dz, dc_prev = memory_update_backward(dshown, dc, step.gates, c_prev, step.act_c)
-        return dz, dc_prev, {}
+        dc_total = None
+        if record:  # the same sum memory_update_backward forms internally
+            o = step.gates[..., 3 * c_prev.shape[-1] :]
+            dc_total = dc + dshown * o * (1 - step.act_c * step.act_c)
+        return StepBackward(dz, dc_prev, dc_total, {})
     d_gate, d_cell, d_hidden = (ACTIVATIONS[a][1] for a in v.activations)
     i, f, g, o = np.split(step.gates, 4, axis=-1)
     param_grads: dict[str, np.ndarray] = {}
@@ -187,4 +205,4 @@ def step_backward(
         param_grads["weight_peephole"] = np.stack(
             [(dzi * c_prev).sum(axis=0), (dzf * c_prev).sum(axis=0), (dzo * step.c).sum(axis=0)]
         )
-    return dz, dc_prev, param_grads
+    return StepBackward(dz, dc_prev, dc, param_grads)

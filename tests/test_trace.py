@@ -1,0 +1,171 @@
+"""Gate traces record exactly what torch computes, gradients through time match torch's autograd
+step by step, and the summaries and narration say what the numbers say."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+import numpy_lstm
+from conftest import distinct_gate_state, to_torch
+
+T, B, I, H = 7, 3, 3, 4
+
+
+def torch_gates(x: np.ndarray, state: dict[str, np.ndarray], suffix: str, reverse: bool):
+    """Gates (T, B, 4H) and memories written out with torch ops, stepping in the given order."""
+    W_ih, W_hh = to_torch(state[f"weight_ih_l0{suffix}"]), to_torch(state[f"weight_hh_l0{suffix}"])
+    b = to_torch(state[f"bias_ih_l0{suffix}"]) + to_torch(state[f"bias_hh_l0{suffix}"])
+    h, c = (
+        torch.zeros(x.shape[1], H, dtype=torch.float64),
+        torch.zeros(x.shape[1], H, dtype=torch.float64),
+    )
+    gates, memories = [None] * len(x), [None] * len(x)
+    for t in reversed(range(len(x))) if reverse else range(len(x)):
+        z = to_torch(x[t]) @ W_ih.T + h @ W_hh.T + b
+        i, f, g, o = (
+            torch.sigmoid(z[:, :H]),
+            torch.sigmoid(z[:, H : 2 * H]),
+            torch.tanh(z[:, 2 * H : 3 * H]),
+            torch.sigmoid(z[:, 3 * H :]),
+        )
+        c = f * c + i * g
+        h = o * torch.tanh(c)
+        gates[t], memories[t] = torch.cat([i, f, g, o], -1), c
+    return torch.stack(gates).numpy(), torch.stack(memories).numpy()
+
+
+def bidirectional(rng: np.random.Generator) -> tuple[numpy_lstm.LSTM, dict[str, np.ndarray]]:
+    lstm = numpy_lstm.LSTM(I, H, bidirectional=True, dtype=np.float64)
+    state = distinct_gate_state(rng, I, H, np.float64)
+    state |= {k + "_reverse": v for k, v in distinct_gate_state(rng, I, H, np.float64).items()}
+    lstm.load_state_dict(state)
+    return lstm, state
+
+
+def test_trace_records_the_gates_torch_computes_in_both_directions(
+    rng: np.random.Generator,
+) -> None:
+    lstm, state = bidirectional(rng)
+    x = rng.standard_normal((T, B, I))
+    tr = numpy_lstm.trace(lstm, x)
+    for direction, suffix in ((0, ""), (1, "_reverse")):
+        gates, memories = torch_gates(x, state, suffix, reverse=bool(direction))
+        record = tr.layer(0, direction)
+        np.testing.assert_allclose(record.gates, gates, atol=1e-13)
+        np.testing.assert_allclose(record.c, memories, atol=1e-13)
+        np.testing.assert_allclose(
+            tr.gate("Eraser", 0, direction), gates[..., H : 2 * H], atol=1e-13
+        )
+    # Pre-activations are what the activations read.
+    np.testing.assert_allclose(
+        torch.sigmoid(torch.tensor(tr.gate("i", pre=True))).numpy(), tr.gate("i"), atol=1e-15
+    )
+    np.testing.assert_allclose(np.tanh(tr.gate("g", pre=True)), tr.gate("Writer"), atol=1e-15)
+
+
+def test_recording_is_only_on_request(rng: np.random.Generator) -> None:
+    from numpy_lstm.sequence import lstm_forward
+
+    w = numpy_lstm.LSTM(I, H, dtype=np.float64, rng=rng).layer_weights()
+    x, zeros = rng.standard_normal((T, B, I)), np.zeros((B, H))
+    plain = lstm_forward(x, zeros, zeros, w)[3]
+    recorded = lstm_forward(x, zeros, zeros, w, record=True)[3]
+    assert all(step.preactivations is None for step in plain.steps)
+    assert all(step.preactivations is not None for step in recorded.steps)
+
+
+def test_gradients_through_time_match_torch_autograd_per_step(rng: np.random.Generator) -> None:
+    lstm = numpy_lstm.LSTM(I, H, dtype=np.float64)
+    state = distinct_gate_state(rng, I, H, np.float64)
+    lstm.load_state_dict(state)
+    x = rng.standard_normal((T, B, I))
+    d_out = rng.standard_normal((T, B, H))
+    d_out[:-1] = 0  # a loss on the last step only: watch the signal travel back
+    tr = numpy_lstm.trace(lstm, x).backward(d_out)
+
+    cell = torch.nn.LSTMCell(I, H, dtype=torch.float64)
+    cell.load_state_dict({k.removesuffix("_l0"): to_torch(v) for k, v in state.items()})
+    h, c = torch.zeros(B, H, dtype=torch.float64), torch.zeros(B, H, dtype=torch.float64)
+    hs, cs = [], []
+    for t in range(T):
+        h, c = cell(to_torch(x[t]), (h, c))
+        h.retain_grad(), c.retain_grad()
+        hs.append(h), cs.append(c)
+    (hs[-1] * to_torch(d_out[-1])).sum().backward()
+    record = tr.layer()
+    np.testing.assert_allclose(record.dh, torch.stack([h.grad for h in hs]).numpy(), atol=1e-13)
+    np.testing.assert_allclose(record.dc, torch.stack([c.grad for c in cs]).numpy(), atol=1e-13)
+    norms = tr.gradient_norms(batch=1)
+    np.testing.assert_allclose(
+        norms["c"], [np.linalg.norm(c.grad[1].numpy()) for c in cs], rtol=1e-12
+    )
+    assert not lstm.grads["weight_hh_l0"].any()  # a trace leaves the layer's gradients alone
+
+
+def constant_eraser_lstm(keep: float) -> numpy_lstm.LSTM:
+    """An LSTM whose Eraser is `keep` at every step, whatever the input."""
+    lstm = numpy_lstm.LSTM(1, 2, dtype=np.float64, rng=0)
+    state = lstm.state_dict()
+    state["weight_ih_l0"][2:4] = 0
+    state["weight_hh_l0"][2:4] = 0
+    state["bias_ih_l0"][2:4] = np.log(keep / (1 - keep))
+    state["bias_hh_l0"][2:4] = 0
+    lstm.load_state_dict(state)
+    return lstm
+
+
+def test_memory_span_of_a_constant_eraser() -> None:
+    """f = e^{-0.3}: after k steps e^{-0.3k} remains, below 1/e first at k = 4."""
+    lstm = constant_eraser_lstm(np.exp(-0.3))
+    tr = numpy_lstm.trace(lstm, np.random.default_rng(0).standard_normal((60, 2, 1)))
+    np.testing.assert_allclose(tr.gate("f"), np.exp(-0.3), rtol=1e-12)
+    np.testing.assert_array_equal(tr.memory_span(), [4, 4])
+
+
+def test_saturation_written_and_erased_follow_their_definitions(rng: np.random.Generator) -> None:
+    lstm, _ = bidirectional(rng)
+    x = 3 * rng.standard_normal((T, B, I))
+    tr = numpy_lstm.trace(lstm, x, lengths=np.array([7, 5, 6]))
+    values = tr.gate("o", 0, 1)
+    closed, opened = tr.saturation("o", 0, 1)
+    for unit in range(H):
+        picked = [values[t, b, unit] for t in range(T) for b in range(B) if tr.valid[t, b]]
+        assert closed[unit] == sum(v < 0.1 for v in picked) / len(picked)
+        assert opened[unit] == sum(v > 0.9 for v in picked) / len(picked)
+    record = tr.layer(0, 0)
+    np.testing.assert_allclose(tr.written(), tr.gate("i") * tr.gate("g"))
+    np.testing.assert_allclose(tr.erased(), (1 - tr.gate("f")) * record.c_before)
+    # c = f·c_before + i·g at every valid step: written minus erased is the change of memory.
+    change = (tr.written() - tr.erased())[tr.valid]
+    np.testing.assert_allclose(change, (record.c - record.c_before)[tr.valid], atol=1e-13)
+
+
+def test_explain_narrates_the_trace_numbers(rng: np.random.Generator) -> None:
+    lstm, _ = bidirectional(rng)
+    tr = numpy_lstm.trace(lstm, rng.standard_normal((T, B, I)), lengths=np.array([7, 3, 7]))
+    text = tr.explain(step=4, unit=2, batch=0)
+    f, i, o = (tr.gate(n)[4, 0, 2] for n in "fio")
+    percents = [int(p) for p in re.findall(r"(\d+)%", text)]
+    assert percents == [round(100 * f), round(100 * i), round(100 * o)]
+    assert "Eraser" in text and "Filter" in text and "Presenter" in text and "Writer" in text
+    assert f"{tr.layer().c[4, 0, 2]:+.2f}" in text
+    assert "padding" in tr.explain(step=5, unit=0, batch=1)
+
+
+def test_trace_errors(rng: np.random.Generator) -> None:
+    lstm = numpy_lstm.LSTM(I, H, dtype=np.float64, rng=rng)
+    tr = numpy_lstm.trace(lstm, rng.standard_normal((T, I)))
+    with pytest.raises(ValueError, match=r"gate: expected one of"):
+        tr.gate("x")
+    with pytest.raises(ValueError, match=r"step: expected 0 ≤ step < 7, got 7"):
+        tr.explain(7, 0)
+    with pytest.raises(ValueError, match=r"layer, direction: no \(0, 1\)"):
+        tr.gate("i", direction=1)
+    with pytest.raises(ValueError, match=r"call trace\.backward"):
+        tr.gradient_norms()
+    with pytest.raises(TypeError, match=r"lstm: expected a numpy_lstm\.LSTM"):
+        numpy_lstm.trace(numpy_lstm.Linear(2, 2), np.zeros((1, 2)))
