@@ -20,6 +20,7 @@ from ..layers import Linear
 from ..losses import cross_entropy, mse_loss
 from ..lstm import LSTM
 from ..module import Module
+from ..trace import Trace
 from .base import SequenceToOne, Task
 
 
@@ -161,3 +162,23 @@ class CopyTask(Task):
 
     def baseline(self) -> dict[str, float]:
         return {"loss": COPY_LENGTH * math.log(COPY_SYMBOLS) / (self.T + 2 * COPY_LENGTH)}
+
+
+def adding_gate_evidence(trace: Trace, x: np.ndarray) -> dict[str, np.ndarray]:
+    """What each unit's gates do on the adding problem, from a trace of inputs x (T, B, 2).
+
+    Per unit (H,): `filter_ratio`, the mean Filter (i) at the two marked steps over its mean at
+    all other steps; `eraser_between`, the mean Eraser (f) strictly between the two marks. A
+    unit that stores the marked values opens its Filter only at the marks (ratio ≫ 1) and keeps
+    its memory in between (f near 1). `units` lists those with ratio ≥ 10 and f ≥ 0.95.
+    """
+    marked = x[..., 1] > 0.5  # (T, B)
+    steps = np.arange(x.shape[0])[:, None]
+    first = marked.argmax(axis=0)
+    last = x.shape[0] - 1 - marked[::-1].argmax(axis=0)
+    between = (steps > first) & (steps < last)
+    i, f = trace.gate("i"), trace.gate("f")  # (T, B, H)
+    ratio = i[marked].mean(axis=0) / np.maximum(i[~marked].mean(axis=0), 1e-12)
+    eraser = f[between].mean(axis=0)
+    units = np.flatnonzero((ratio >= 10) & (eraser >= 0.95))
+    return {"filter_ratio": ratio, "eraser_between": eraser, "units": units}
