@@ -6,9 +6,13 @@ from typing import Any
 
 from .base import SequenceToOne, Task
 from .charlm import CharLMTask
+from .classify import DigitsTask, SequenceClassificationTask
+from .forecast import ForecastTask
 from .synthetic import AddingTask, CopyTask
 
-TASKS: dict[str, type[Task]] = {task.name: task for task in (CharLMTask, AddingTask, CopyTask)}
+TASKS: dict[str, type[Task]] = {
+    task.name: task for task in (CharLMTask, AddingTask, CopyTask, ForecastTask, DigitsTask)
+}
 
 
 def build_task(name: str, config: dict[str, Any]) -> Task:
@@ -23,4 +27,15 @@ def build_task(name: str, config: dict[str, Any]) -> Task:
         raise ValueError(f"config of task {name!r} rejected: {err}") from None
 
 
-__all__ = ["TASKS", "AddingTask", "CharLMTask", "CopyTask", "SequenceToOne", "Task", "build_task"]
+__all__ = [
+    "TASKS",
+    "AddingTask",
+    "CharLMTask",
+    "CopyTask",
+    "DigitsTask",
+    "ForecastTask",
+    "SequenceClassificationTask",
+    "SequenceToOne",
+    "Task",
+    "build_task",
+]

@@ -23,9 +23,10 @@ import numpy as np
 from .layers import Linear
 from .losses import mse_loss
 from .lstm import LSTM
-from .module import Module
 from .optim import Adam
-from .sequence import lstm_forward
+from .tasks.base import SequenceToOne
+from .tasks.synthetic import adding_batch
+from .trace import trace as gate_trace
 
 
 @dataclass(frozen=True)
@@ -41,43 +42,14 @@ class DemoConfig:
     test_size: int = 1000
 
 
-def adding_batch(
-    rng: np.random.Generator, batch_size: int, seq_len: int, dtype: Any = np.float32
-) -> tuple[np.ndarray, np.ndarray]:
-    """Draw a batch of the adding problem.
-
-    Returns x (T, B, 2) — channel 0 the values U(0, 1), channel 1 the marker (1 at one step in
-    [0, T//2) and one in [T//2, T)) — and the target y (B, 1), the sum of the two marked values.
-    """
-    values = rng.uniform(0.0, 1.0, size=(seq_len, batch_size))
-    half = seq_len // 2
-    first = rng.integers(0, half, size=batch_size)
-    second = rng.integers(half, seq_len, size=batch_size)
-    marker = np.zeros((seq_len, batch_size))
-    columns = np.arange(batch_size)
-    marker[first, columns] = marker[second, columns] = 1.0
-    x = np.stack([values, marker], axis=-1).astype(dtype)
-    y = (values[first, columns] + values[second, columns])[:, None].astype(dtype)
-    return x, y
-
-
-class AddingModel(Module):
-    """LSTM(2 → H) whose final h goes through Linear(H → 1): x (T, B, 2) → prediction (B, 1)."""
+class AddingModel(SequenceToOne):
+    """LSTM(2 → H) whose final h goes through Linear(H → 1): x (T, B, 2) → prediction (B, 1).
+    Only the last step has a loss, so the gradient enters the LSTM through h_n."""
 
     def __init__(self, hidden_size: int, rng: np.random.Generator, dtype: Any = np.float32) -> None:
-        super().__init__()
-        self.lstm = LSTM(2, hidden_size, dtype=dtype, rng=rng)
-        self.head = Linear(hidden_size, 1, dtype=dtype, rng=rng)
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        _, (h_n, _) = self.lstm(x)
-        return self.head(h_n[0])
-
-    def backward(self, dpred: np.ndarray) -> None:
-        """Accumulate parameter gradients for dpred (B, 1). Only the last step has a loss, so
-        the gradient enters the LSTM through h_n; BPTT carries it back to every step."""
-        dh_n = self.head.backward(dpred)
-        self.lstm.backward(d_state=(dh_n[None], None))
+        super().__init__(
+            LSTM(2, hidden_size, dtype=dtype, rng=rng), Linear(hidden_size, 1, dtype=dtype, rng=rng)
+        )
 
 
 def train_step(model: AddingModel, opt: Adam, x: np.ndarray, y: np.ndarray) -> float:
@@ -106,12 +78,12 @@ class GateTrace:
 
 
 def trace(model: AddingModel, x: np.ndarray) -> GateTrace:
-    """Run the model on x (T, B, 2) through the pure sequence function and keep every gate."""
-    B, H = x.shape[1], model.lstm.hidden_size
-    zeros = np.zeros((B, H), dtype=x.dtype)
-    _, _, _, cache = lstm_forward(x, zeros, zeros, model.lstm.layer_weights())
-    pred = cache.h[1:] @ model.head.weight[0] + model.head.bias[0]
-    return GateTrace(cache.gates, cache.c, cache.h, pred)
+    """Run the model on x (T, B, 2) recording every gate (:func:`numpy_lstm.trace`)."""
+    record = gate_trace(model.lstm, x).layer()
+    c = np.concatenate([record.c_before[:1], record.c])
+    h = np.concatenate([np.zeros_like(record.h[:1]), record.h])
+    pred = record.h @ model.head.weight[0] + model.head.bias[0]
+    return GateTrace(record.gates, c, h, pred)
 
 
 def gate_stats(tr: GateTrace, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import torch
 import numpy_lstm
 from conftest import to_torch
 from numpy_lstm.cli import main
-from numpy_lstm.demo import AddingModel, adding_batch, run_demo, trace
+from numpy_lstm.demo_adding import AddingModel, adding_batch, run_demo, trace
 from numpy_lstm.losses import mse_loss
 
 

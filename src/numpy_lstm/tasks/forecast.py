@@ -1,0 +1,348 @@
+"""Time-series forecasting: an LSTM reads the last `window` observations and predicts the next
+`horizon` values of a target series, compared honestly with the naive forecasts.
+
+The data is a CSV file (a header row, one column per series; stdlib `csv`, no pandas), an array,
+or by default the classic airline passengers series (Box & Jenkins 1976, monthly totals in
+thousands, 1949–1960, 144 values; public domain), shipped with the package.
+
+Multivariate: `column="a,b,c"` feeds all listed columns as inputs; the first is the target.
+
+No look-ahead anywhere: the split is chronological (validation = the last `val_fraction` of the
+series, never shuffled into training); the normalisation statistics are fitted on the training
+part only; a validation window's inputs are observations before its forecast origin (they may
+reach back into the training part, as they would in production).
+
+Metrics are reported in the series' original units: RMSE and MAPE (in %), next to the naive
+forecast (repeat the last observation) and, with a `seasonal_period` m, the seasonal-naive one
+(repeat the observation one season before the target).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..layers import Linear
+from ..losses import mse_loss
+from ..lstm import LSTM
+from .base import SequenceToOne, Task
+
+AIRLINE_CSV = Path(__file__).resolve().parent.parent / "data" / "airline_passengers.csv"
+AIRLINE_COLUMN, AIRLINE_PERIOD = "passengers", 12
+
+
+# -- data handling: pure functions ----------------------------------------------------------------
+def read_csv_columns(path: str | Path, columns: Sequence[str] | None) -> np.ndarray:
+    """The named columns of a CSV file with a header row → (N, C) float64, in the given order.
+
+    `columns=None` is allowed only for a one-column file. Errors name the file, and the missing
+    column (with the available ones) or the row and column of a cell that is not a finite number.
+    """
+    with open(path, newline="", encoding="utf-8-sig") as handle:  # -sig: tolerate a BOM
+        reader = csv.reader(handle)
+        header = [name.strip() for name in next(reader, [])]
+        if not header:
+            raise ValueError(f"{path}: empty file, expected a header row")
+        if columns is None:
+            if len(header) != 1:
+                raise ValueError(f"{path}: name the column(s) to use; available columns: {header}")
+            columns = header
+        missing = [name for name in columns if name not in header]
+        if missing:
+            raise ValueError(f"{path}: no column {missing[0]!r}; available columns: {header}")
+        index = [header.index(name) for name in columns]
+        rows = []
+        for cells in reader:
+            if not cells:  # csv yields [] for a blank line
+                continue
+            if len(cells) < len(header):
+                raise ValueError(
+                    f"{path}: row {reader.line_num}: expected {len(header)} cells, got {len(cells)}"
+                )
+            rows.append([_number(cells[i], path, reader.line_num, header[i]) for i in index])
+    if not rows:
+        raise ValueError(f"{path}: no data rows after the header")
+    return np.array(rows, dtype=np.float64)
+
+
+def _number(cell: str, path: str | Path, row: int, column: str) -> float:
+    try:
+        value = float(cell)
+    except ValueError:
+        value = float("nan")
+    if not np.isfinite(value):
+        raise ValueError(f"{path}: row {row}, column {column!r}: expected a number, got {cell!r}")
+    return value
+
+
+def fit_normalizer(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and standard deviation of the training part (N, C) → (C,), (C,).
+    A constant column gets std 1 (it is only centred), so nothing divides by zero."""
+    mean, std = train.mean(axis=0), train.std(axis=0)
+    return mean, np.where(std > 0, std, 1.0)
+
+
+def normalize(values: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    return (values - mean) / std
+
+
+def denormalize(values: np.ndarray, mean: Any, std: Any) -> np.ndarray:
+    return values * std + mean
+
+
+def split_origins(
+    length: int, window: int, horizon: int, split: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Forecast origins t (the index of the first predicted value) of the training windows —
+    targets t..t+horizon−1 all before `split` — and of the validation windows — targets all at
+    or after `split`. Every window needs `window` observations before t."""
+    train = np.arange(window, split - horizon + 1)
+    val = np.arange(max(split, window), length - horizon + 1)
+    return train, val
+
+
+def make_windows(
+    series: np.ndarray, window: int, horizon: int, origins: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """series (N, C), origins (n,) → inputs (window, n, C) time-major, series[t−window : t], and
+    targets (n, horizon), series[t : t+horizon, 0] (column 0 is the target)."""
+    steps = np.arange(-window, 0)[:, None] + origins  # (window, n)
+    ahead = origins[:, None] + np.arange(horizon)  # (n, horizon)
+    return series[steps], series[ahead, 0]
+
+
+def relative_to_last(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Windows measured from their last observation: x (window, n, C) − x[−1] per column, and the
+    targets y (n, horizon) − the target's last observation, the anchor (n, 1); y + anchor
+    restores them. The model then learns changes, not levels: a trending series soon leaves the
+    level range seen in training, where tanh saturates, but its changes stay in range."""
+    last = x[-1]  # (n, C)
+    return x - last, y - last[:, :1], last[:, :1]
+
+
+def naive_forecast(target: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
+    """target (N,) → (n, horizon): the last observation before each origin, repeated."""
+    return np.repeat(target[origins - 1][:, None], horizon, axis=1)
+
+
+def seasonal_naive_forecast(
+    target: np.ndarray, origins: np.ndarray, horizon: int, period: int
+) -> np.ndarray:
+    """target (N,) → (n, horizon): ŷ[t+k] = y[t+k − m·(⌊k/m⌋ + 1)], the latest observation
+    of the same season that is known at the origin t (m = period)."""
+    k = np.arange(horizon)
+    known = origins[:, None] + k - period * (k // period + 1)
+    if known.min() < 0:
+        raise ValueError(f"seasonal_period: {period} reaches before the start of the series")
+    return target[known]
+
+
+def rmse(pred: np.ndarray, true: np.ndarray) -> float:
+    """Root mean squared error, in the units of the series."""
+    return float(np.sqrt(np.mean((pred - true) ** 2)))
+
+
+def mape(pred: np.ndarray, true: np.ndarray) -> float:
+    """Mean absolute percentage error (%), over the targets that are not zero (a relative error
+    to zero is undefined); NaN if every target is zero."""
+    counted = true != 0
+    if not counted.any():
+        return float("nan")
+    return float(100 * np.mean(np.abs(pred[counted] - true[counted]) / np.abs(true[counted])))
+
+
+def _columns(column: str | Sequence[str] | None) -> list[str] | None:
+    """ "a, b" or ["a", "b"] → ["a", "b"]."""
+    if column is None:
+        return None
+    names = [n.strip() for n in (column.split(",") if isinstance(column, str) else column)]
+    if not names or not all(names):
+        raise ValueError(f"column: expected column names (comma-separated), got {column!r}")
+    return names
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    return int(value)
+
+
+# -- the task -------------------------------------------------------------------------------------
+class ForecastTask(Task):
+    """Forecast the next `horizon` values of a series from its last `window` (LSTM → Linear).
+
+    Data: `csv` (with `column`: a name or "a,b,c", the first is the target), or `series`, an
+    array (N,) or (N, C) whose column 0 is the target, or neither: the airline passengers with
+    `seasonal_period` 12. A `series` is kept in `config()` as a nested list so checkpoints can
+    rebuild the task: fine for small series; keep long ones in a CSV file.
+
+    `relative` (default): each window is measured from its last observation, so the model
+    predicts the change from the naive forecast (see :func:`relative_to_last`).
+
+    Training batches are drawn with replacement from the training windows by the task's RNG, so
+    a resume needs only the RNG state. The loss is the MSE of the normalised targets.
+    """
+
+    name = "forecast"
+    item_name = "windows"
+
+    def __init__(
+        self, csv: str | None = None, column: str | list[str] | None = None,
+        series: Any = None, window: int = 24, horizon: int = 1, hidden_size: int = 32,
+        batch_size: int = 32, val_fraction: float = 0.2, seasonal_period: int | None = None,
+        relative: bool = True, seed: int = 0, dtype: str = "float32",
+    ) -> None:  # fmt: skip
+        self.window = _positive_int("window", window)
+        self.horizon = _positive_int("horizon", horizon)
+        self.batch_size = _positive_int("batch_size", batch_size)
+        if not 0 < val_fraction < 1:
+            raise ValueError(f"val_fraction: expected a number in (0, 1), got {val_fraction}")
+        columns = _columns(column)
+        if series is not None:
+            if csv is not None or columns is not None:
+                raise ValueError("series: give either series or csv (with column), not both")
+            data = np.asarray(series, dtype=np.float64)
+            if data.ndim not in (1, 2) or data.size == 0 or not np.isfinite(data).all():
+                raise ValueError(f"series: expected finite values (N,) or (N, C), got {data.shape}")
+            series = data.tolist()  # JSON-able, exact: float64 → Python float round-trips
+            data = data.reshape(len(data), -1)
+        elif csv is not None:
+            data = read_csv_columns(csv, columns)
+        else:
+            data = read_csv_columns(AIRLINE_CSV, columns or [AIRLINE_COLUMN])
+        if seasonal_period is not None:
+            _positive_int("seasonal_period", seasonal_period)
+        self.arguments = {
+            "csv": csv, "column": column, "series": series, "window": window, "horizon": horizon,
+            "hidden_size": hidden_size, "batch_size": batch_size, "val_fraction": val_fraction,
+            "seasonal_period": seasonal_period, "relative": relative, "seed": seed, "dtype": dtype,
+        }  # fmt: skip
+        self.dtype = np.dtype(dtype)
+        self.data = data  # (N, C) original units
+        self.split = int(len(data) * (1 - val_fraction))
+        train_origins, self.val_origins = split_origins(len(data), window, horizon, self.split)
+        if len(train_origins) == 0 or len(self.val_origins) == 0:
+            raise ValueError(
+                f"series: {len(data)} observations are too few for window {window}, horizon "
+                f"{horizon} and val_fraction {val_fraction} (training part: {self.split})"
+            )
+        self.mean, self.std = fit_normalizer(data[: self.split])  # training part only
+        self.relative = relative
+        scaled = normalize(data, self.mean, self.std)
+        self.train_x, self.train_y, _ = self._model_space(scaled, train_origins)
+        self.val_x, self.val_y, self.val_anchor = self._model_space(scaled, self.val_origins)
+        self.val_true = make_windows(data, window, horizon, self.val_origins)[1]  # original units
+        default_data = csv is None and series is None
+        self.seasonal_period = (
+            AIRLINE_PERIOD if default_data and seasonal_period is None else seasonal_period
+        )
+        self._baseline = self._baselines()
+
+        model_seed, data_seed = np.random.SeedSequence(seed).spawn(2)
+        model_rng = np.random.default_rng(model_seed)
+        self.model = SequenceToOne(
+            LSTM(data.shape[1], hidden_size, dtype=self.dtype, rng=model_rng, forget_bias=1.0),
+            Linear(hidden_size, horizon, dtype=self.dtype, rng=model_rng),
+        )
+        self.data_rng = np.random.default_rng(data_seed)
+        self.items_per_step = batch_size
+
+    def _model_space(self, scaled: np.ndarray, origins: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Normalised series → the model's inputs (window, n, C) and targets (n, horizon), in its
+        dtype, and the anchor (n, 1) float64 that turns its outputs back into normalised values."""
+        x, y = make_windows(scaled, self.window, self.horizon, origins)
+        x, y, anchor = relative_to_last(x, y) if self.relative else (x, y, np.zeros((len(y), 1)))
+        return x.astype(self.dtype), y.astype(self.dtype), anchor
+
+    def _baselines(self) -> dict[str, float]:
+        target, origins, true = self.data[:, 0], self.val_origins, self.val_true
+        naive = naive_forecast(target, origins, self.horizon)
+        metrics = {"naive_rmse": rmse(naive, true), "naive_mape": mape(naive, true)}
+        if self.seasonal_period is not None:
+            seasonal = seasonal_naive_forecast(target, origins, self.horizon, self.seasonal_period)
+            metrics |= {
+                "seasonal_rmse": rmse(seasonal, true),
+                "seasonal_mape": mape(seasonal, true),
+            }
+        return metrics
+
+    def config(self) -> dict[str, Any]:
+        return dict(self.arguments)
+
+    def generators(self) -> dict[str, np.random.Generator]:
+        return {**super().generators(), "data": self.data_rng}
+
+    def train_step(self) -> float:
+        batch = self.data_rng.integers(0, self.train_y.shape[0], size=self.batch_size)
+        loss, dpred = mse_loss(self.model(self.train_x[:, batch]), self.train_y[batch])
+        self.model.backward(dpred)
+        return loss
+
+    def evaluate(self) -> dict[str, float]:
+        """The normalised MSE ("loss"), and RMSE and MAPE in original units next to the naive
+        (and seasonal-naive) forecasts' on the same validation targets."""
+        pred = self.model(self.val_x)
+        loss, _ = mse_loss(pred, self.val_y)
+        pred = denormalize(pred + self.val_anchor, self.mean[0], self.std[0])
+        return {"loss": loss, "rmse": rmse(pred, self.val_true), "mape": mape(pred, self.val_true),
+                **self._baseline}  # fmt: skip
+
+    def baseline(self) -> dict[str, float]:
+        """RMSE and MAPE of the naive and (with a seasonal period) seasonal-naive forecasts."""
+        return dict(self._baseline)
+
+    def forecast(self, history: Any, steps: int | None = None) -> np.ndarray:
+        """The next `steps` (default `horizon`) target values after `history` (L, C) or (L,),
+        L ≥ window, in original units → (steps,).
+
+        Direct within a block of `horizon` values (one forward pass predicts them all);
+        recursive across blocks: the block is appended to the history and the model reads on.
+        Only a univariate model can recurse — a multivariate one does not forecast its other
+        input columns — so it forecasts at most `horizon` steps.
+        """
+        steps = self.horizon if steps is None else _positive_int("steps", steps)
+        values = np.asarray(history, dtype=np.float64)
+        values = values.reshape(len(values), -1) if values.ndim == 1 else values
+        C = self.data.shape[1]
+        if values.ndim != 2 or values.shape[1] != C or len(values) < self.window:
+            raise ValueError(
+                f"history: expected shape (L, {C}) with L ≥ window {self.window}, got "
+                f"{np.shape(history)}"
+            )
+        if C > 1 and steps > self.horizon:
+            raise ValueError(
+                f"steps: a multivariate model forecasts at most horizon {self.horizon} steps"
+            )
+        scaled = normalize(values[-self.window :], self.mean, self.std)
+        out: list[float] = []
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            while len(out) < steps:
+                x = scaled[-self.window :, None]  # (window, 1, C)
+                anchor = x[-1, 0, 0] if self.relative else 0.0
+                x = x - x[-1] if self.relative else x
+                pred = self.model(x.astype(self.dtype))[0]  # (horizon,)
+                block = pred.astype(np.float64) + anchor
+                out.extend(block)
+                scaled = np.concatenate([scaled, block[:, None]])
+        finally:
+            self.model.train(was_training)
+        return denormalize(np.array(out[:steps]), self.mean[0], self.std[0])
+
+    def report(self, metrics: dict[str, float] | None = None) -> str:
+        """A small table: the model's validation RMSE and MAPE next to the baselines'."""
+        metrics = self.evaluate() if metrics is None else metrics
+        rows = [("model", "rmse", "mape"), ("naive", "naive_rmse", "naive_mape"),
+                ("seasonal naive", "seasonal_rmse", "seasonal_mape")]  # fmt: skip
+        lines = [f"{'validation':<16}{'RMSE':>10}{'MAPE %':>10}"]
+        lines += [
+            f"{label:<16}{metrics[r]:>10.3f}{metrics[m]:>10.2f}"
+            for label, r, m in rows
+            if r in metrics
+        ]
+        return "\n".join(lines)
