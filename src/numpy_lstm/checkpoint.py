@@ -24,7 +24,7 @@ import numpy as np
 
 from . import __version__
 from .optim import Optimizer
-from .serialization import PathLike, load_tensors, save_tensors
+from .serialization import PathLike, check_format, load_tensors, save_tensors
 
 FORMAT = "numpy-lstm-checkpoint"
 FORMAT_VERSION = "1"
@@ -74,13 +74,7 @@ def read_checkpoint(path: PathLike) -> Checkpoint:
         raise ValueError(
             f"{source}: header metadata: expected {sorted(expected)}, got {sorted(header)}"
         )
-    if header["format"] != FORMAT:
-        raise ValueError(f"{source}: format: expected {FORMAT!r}, got {header['format']!r}")
-    if header["format_version"] != FORMAT_VERSION:
-        raise ValueError(
-            f"{source}: format_version: this numpy-lstm reads {FORMAT_VERSION!r}, "
-            f"got {header['format_version']!r}"
-        )
+    check_format(source, header, FORMAT, FORMAT_VERSION)
     try:
         meta = json.loads(header["checkpoint"])
     except json.JSONDecodeError as err:

@@ -67,6 +67,17 @@ def model_metadata(model: Module) -> dict[str, str]:
     }
 
 
+def check_format(source: str, header: Mapping[str, str], name: str, version: str) -> None:
+    """The header's `format` and `format_version` must be exactly `name` and `version`."""
+    if header["format"] != name:
+        raise ValueError(f"{source}: format: expected {name!r}, got {header['format']!r}")
+    if header["format_version"] != version:
+        raise ValueError(
+            f"{source}: format_version: expected {version!r} (this numpy-lstm reads only that), "
+            f"got {header['format_version']!r}"
+        )
+
+
 def build_model(metadata: Mapping[str, str], source: str = "metadata") -> Module:
     """The model (freshly initialised) that the header fields describe, after checking each."""
     if not isinstance(metadata, Mapping):
@@ -74,13 +85,7 @@ def build_model(metadata: Mapping[str, str], source: str = "metadata") -> Module
     missing = [key for key in METADATA_KEYS if key not in metadata]
     if missing:
         raise ValueError(f"{source}: header metadata lacks {missing}; it has {sorted(metadata)}")
-    if metadata["format"] != FORMAT:
-        raise ValueError(f"{source}: format: expected {FORMAT!r}, got {metadata['format']!r}")
-    if metadata["format_version"] != FORMAT_VERSION:
-        raise ValueError(
-            f"{source}: format_version: expected {FORMAT_VERSION!r} (this numpy-lstm reads "
-            f"only that), got {metadata['format_version']!r}"
-        )
+    check_format(source, metadata, FORMAT, FORMAT_VERSION)
     cls = ARCHITECTURES.get(metadata["architecture"])
     if cls is None:
         raise ValueError(

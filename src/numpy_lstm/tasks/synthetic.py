@@ -58,28 +58,29 @@ def copy_batch(
     return np.eye(COPY_SYMBOLS + 2, dtype=dtype)[inputs], targets
 
 
-class AddingTask(Task):
-    """Regress the sum of the two marked values from the LSTM's final state (MSE)."""
-
-    name = "adding"
+class GeneratedTask(Task):
+    """A task whose training batches are drawn fresh from a generator at every step, evaluated
+    on a fixed held-out set. Subclasses provide the batches, the model and the loss."""
 
     def __init__(
-        self, T: int = 200, hidden_size: int = 64, batch_size: int = 64, eval_size: int = 1000,
-        seed: int = 0, dtype: str = "float32",
-    ) -> None:  # fmt: skip
+        self, T: int, hidden_size: int, batch_size: int, eval_size: int, seed: int, dtype: str
+    ) -> None:
         self.T, self.hidden_size, self.batch_size = T, hidden_size, batch_size
         self.eval_size, self.seed, self.dtype = eval_size, seed, np.dtype(dtype)
         model_seed, data_seed, eval_seed = np.random.SeedSequence(seed).spawn(3)
-        model_rng = np.random.default_rng(model_seed)
-        self.model = SequenceToOne(
-            LSTM(2, hidden_size, dtype=self.dtype, rng=model_rng, forget_bias=1.0),
-            Linear(hidden_size, 1, dtype=self.dtype, rng=model_rng),
-        )
+        self.model = self.build_model(np.random.default_rng(model_seed))
         self.data_rng = np.random.default_rng(data_seed)
-        self.eval_x, self.eval_y = adding_batch(
-            np.random.default_rng(eval_seed), eval_size, T, self.dtype
-        )
+        self.eval_x, self.eval_y = self.batch(np.random.default_rng(eval_seed), eval_size)
         self.items_per_step = batch_size
+
+    def build_model(self, rng: np.random.Generator) -> Module:
+        raise NotImplementedError
+
+    def batch(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def loss(self, prediction: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
+        raise NotImplementedError
 
     def config(self) -> dict[str, Any]:
         return {
@@ -91,10 +92,34 @@ class AddingTask(Task):
         return {**super().generators(), "data": self.data_rng}
 
     def train_step(self) -> float:
-        x, y = adding_batch(self.data_rng, self.batch_size, self.T, self.dtype)
-        loss, dpred = mse_loss(self.model(x), y)
-        self.model.backward(dpred)
+        x, y = self.batch(self.data_rng, self.batch_size)
+        loss, d_prediction = self.loss(self.model(x), y)
+        self.model.backward(d_prediction)
         return loss
+
+
+class AddingTask(GeneratedTask):
+    """Regress the sum of the two marked values from the LSTM's final state (MSE)."""
+
+    name = "adding"
+
+    def __init__(
+        self, T: int = 200, hidden_size: int = 64, batch_size: int = 64, eval_size: int = 1000,
+        seed: int = 0, dtype: str = "float32",
+    ) -> None:  # fmt: skip
+        super().__init__(T, hidden_size, batch_size, eval_size, seed, dtype)
+
+    def build_model(self, rng: np.random.Generator) -> Module:
+        return SequenceToOne(
+            LSTM(2, self.hidden_size, dtype=self.dtype, rng=rng, forget_bias=1.0),
+            Linear(self.hidden_size, 1, dtype=self.dtype, rng=rng),
+        )
+
+    def batch(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+        return adding_batch(rng, size, self.T, self.dtype)
+
+    def loss(self, prediction: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
+        return mse_loss(prediction, target)
 
     def evaluate(self) -> dict[str, float]:
         loss, _ = mse_loss(self.model(self.eval_x), self.eval_y)
@@ -120,7 +145,7 @@ class CopyModel(Module):
         self.lstm.backward(self.head.backward(dlogits))
 
 
-class CopyTask(Task):
+class CopyTask(GeneratedTask):
     """Reproduce ten symbols after a delay of T steps (cross-entropy over every step)."""
 
     name = "copy"
@@ -129,30 +154,16 @@ class CopyTask(Task):
         self, T: int = 100, hidden_size: int = 128, batch_size: int = 64, eval_size: int = 500,
         seed: int = 0, dtype: str = "float32",
     ) -> None:  # fmt: skip
-        self.T, self.hidden_size, self.batch_size = T, hidden_size, batch_size
-        self.eval_size, self.seed, self.dtype = eval_size, seed, np.dtype(dtype)
-        model_seed, data_seed, eval_seed = np.random.SeedSequence(seed).spawn(3)
-        self.model = CopyModel(hidden_size, np.random.default_rng(model_seed), self.dtype)
-        self.data_rng = np.random.default_rng(data_seed)
-        self.eval_x, self.eval_y = copy_batch(
-            np.random.default_rng(eval_seed), eval_size, T, self.dtype
-        )
-        self.items_per_step = batch_size
+        super().__init__(T, hidden_size, batch_size, eval_size, seed, dtype)
 
-    def config(self) -> dict[str, Any]:
-        return {
-            "T": self.T, "hidden_size": self.hidden_size, "batch_size": self.batch_size,
-            "eval_size": self.eval_size, "seed": self.seed, "dtype": self.dtype.name,
-        }  # fmt: skip
+    def build_model(self, rng: np.random.Generator) -> Module:
+        return CopyModel(self.hidden_size, rng, self.dtype)
 
-    def generators(self) -> dict[str, np.random.Generator]:
-        return {**super().generators(), "data": self.data_rng}
+    def batch(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+        return copy_batch(rng, size, self.T, self.dtype)
 
-    def train_step(self) -> float:
-        x, targets = copy_batch(self.data_rng, self.batch_size, self.T, self.dtype)
-        loss, dlogits = cross_entropy(self.model(x), targets)
-        self.model.backward(dlogits)
-        return loss
+    def loss(self, prediction: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
+        return cross_entropy(prediction, target)
 
     def evaluate(self) -> dict[str, float]:
         logits = self.model(self.eval_x)
