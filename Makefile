@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 env: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e '.[plot,fast]'
 
 env-test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'

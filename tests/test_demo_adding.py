@@ -111,7 +111,7 @@ def test_default_demo_learns_the_task_and_its_filter_follows_the_marker() -> Non
 
 
 def test_cli_demo_prints_the_loss_and_the_gate_table(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--steps", "30", "--seed", "3"]) == 0
+    assert main(["demo", "--task", "adding", "--steps", "30", "--seed", "3"]) == 0
     out = capsys.readouterr().out
     assert "baseline (predict 1)" in out
     assert "30 steps, seed 3" in out

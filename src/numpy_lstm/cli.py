@@ -13,7 +13,9 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .demo import DemoConfig, run_demo
+from .cli_report import add_explore
+from .cli_train import add_sample, add_train
+from .demo_adding import DemoConfig, run_demo
 
 
 def _positive_int(text: str) -> int:
@@ -31,18 +33,30 @@ def _non_negative_int(text: str) -> int:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    run_demo(steps=args.steps, seed=args.seed, out=sys.stdout)
+    if args.task == "adding":
+        run_demo(steps=args.steps, seed=args.seed, out=sys.stdout)
+        return 0
+    from .demo import DemoSettings, run
+
+    run(DemoSettings(minutes=args.minutes, seed=args.seed, out=args.out), out=sys.stdout)
     return 0
 
 
 def _add_demo(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo",
-        help="train a tiny LSTM on the adding problem and show its gates",
-        description="Train LSTM + Linear on the adding problem (target = the sum of the two "
-        "marked values), print the loss falling next to the predict-1 baseline, then a "
-        "per-step table of one unit's gates: Filter (i), Eraser (f), Writer (g), Presenter (o).",
+        help="the main job: train a char-LM for a few minutes, then look inside its gates",
+        description="Train a character language model on Python's own documentation with a "
+        "progress bar and samples as they improve, then write a report folder: the gate "
+        "explorer (offline HTML), figures, a narration in the gate vocabulary — Filter (i), "
+        "Eraser (f), Writer (g), Presenter (o) — and the checkpoint. `--task adding` runs the "
+        "quick adding-problem demo instead (a per-step gate table, seconds).",
     )
+    parser.add_argument("--task", choices=["charlm", "adding"], default="charlm")
+    parser.add_argument(
+        "--minutes", type=float, default=4.0, help="training length (default: %(default)s)"
+    )
+    parser.add_argument("--out", default="demo-report", help="report folder (default: %(default)s)")
     parser.add_argument(
         "--seed", type=_non_negative_int, default=0, help="random seed (default: %(default)s)"
     )
@@ -50,9 +64,70 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
         "--steps",
         type=_positive_int,
         default=DemoConfig.steps,
-        help="number of Adam steps (default: %(default)s)",
+        help="adding demo only: number of Adam steps (default: %(default)s)",
     )
     parser.set_defaults(handler=_run_demo)
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    from .interop.convert import load, save  # lazily: each format imports its library
+
+    options = {"batch_first": True} if args.batch_first else {}
+    export = {"with_lengths": True} if args.with_lengths else {}
+    try:
+        like = load(args.like) if args.like else None
+        model = load(args.src, args.source_format, like=like, **options)
+        save(model, args.dst, args.target_format, **export)
+    except (ValueError, TypeError, ImportError, OSError) as err:
+        print(f"numpy-lstm convert: error: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.dst}: {model!r}")
+    return 0
+
+
+def _add_convert(subparsers: argparse._SubParsersAction) -> None:
+    formats = (
+        "safetensors (native), torch (.pt/.pth state dict), keras (.keras), "
+        "keras-weights (.weights.h5), onnx"
+    )
+    parser = subparsers.add_parser(
+        "convert",
+        help="convert a model between .safetensors, torch .pt, Keras and ONNX files",
+        description="Convert a model file, exactly or not at all: a model that the target "
+        f"format cannot represent is refused with the reason. Formats: {formats}; inferred "
+        "from the extensions unless given.",
+    )
+    parser.add_argument("src", help="the model file to read")
+    parser.add_argument("dst", help="the file to write (replaced atomically)")
+    parser.add_argument("--from", dest="source_format", help="format of SRC")
+    parser.add_argument("--to", dest="target_format", help="format of DST")
+    parser.add_argument(
+        "--like", metavar="FILE", help="a model file whose architecture a .weights.h5 SRC has"
+    )
+    parser.add_argument(
+        "--batch-first", action="store_true", help="a torch state dict SRC takes (B, T, I) input"
+    )
+    parser.add_argument(
+        "--with-lengths",
+        action="store_true",
+        help="an ONNX DST takes a `lengths` input (B,) int32 (its sequence_lens)",
+    )
+    parser.set_defaults(handler=_run_convert)
+
+
+def _add_bench(subparsers: argparse._SubParsersAction) -> None:
+    from .bench import add_arguments, run_from_args  # torch, onnxruntime load only when run
+
+    parser = subparsers.add_parser(
+        "bench",
+        help="time numpy-lstm against torch.nn.LSTM and onnxruntime, side by side",
+        description="Forward (inference) and forward+backward (training) of numpy-lstm's fast "
+        "and reference paths, torch.nn.LSTM and onnxruntime on the same float32 inputs and "
+        "thread counts, in one process: median (min) ms, ratios, GFLOP/s and the fraction of "
+        "the GEMM bound. Needs the `bench` extra.",
+    )
+    add_arguments(parser)
+    parser.set_defaults(handler=run_from_args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"numpy-lstm {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for add in (_add_demo,):
+    for add in (add_train, add_sample, _add_demo, _add_convert, add_explore, _add_bench):
         add(subparsers)
     return parser
 

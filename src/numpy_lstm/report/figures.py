@@ -92,7 +92,9 @@ def saturation_scatter(trace: Trace, path: PathLike, *, layer: int = 0, directio
     return _save(figure, path)
 
 
-def memory_span_histogram(trace: Trace, path: PathLike, *, layer: int = 0, direction: int = 0) -> Path:
+def memory_span_histogram(
+    trace: Trace, path: PathLike, *, layer: int = 0, direction: int = 0
+) -> Path:
     """Histogram over units of the median steps until 1/e of a written value remains."""
     plt = _pyplot()
     spans = trace.memory_span(layer, direction)

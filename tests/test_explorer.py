@@ -1,0 +1,146 @@
+"""The explorer page's data, without a browser: the stored integers reproduce Trace.explain's
+numbers exactly, the planes decode back, the page is self-contained, and `numpy-lstm explore`
+writes it from a checkpoint. (tests/test_explorer_browser.py drives the page itself.)"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import numpy_lstm
+from numpy_lstm.cli import main
+from numpy_lstm.report.explorer import (
+    encode_plane,
+    narrated_numbers,
+    page_data,
+    sign_magnitude,
+    write_explorer,
+)
+
+
+def decode_plane(plane: dict[str, str], T: int) -> np.ndarray:
+    """The page's decoding, in NumPy: base64 → inflate → un-shuffle → (H, T) → (T, H)."""
+    dtype = np.dtype(f"<u{plane['dtype'][1:]}")
+    raw = np.frombuffer(zlib.decompress(base64.b64decode(plane["data"])), np.uint8)
+    codes = raw.reshape(dtype.itemsize, -1).T.copy().view(dtype).reshape(-1)
+    return codes.reshape(-1, T).T
+
+
+def python_like_page(numbers: dict[str, np.ndarray], t: int, u: int, direction: int) -> str:
+    """Trace.explain's sentence from the stored integers, the way explorer.js formats them."""
+
+    def percent(n: float) -> str:
+        return f"{'-' if np.signbit(n) else ''}{abs(int(n))}%"
+
+    def signed2(n: float) -> str:
+        m = abs(int(n))
+        return f"{'-' if np.signbit(n) else '+'}{m // 100}.{m % 100:02d}"
+
+    T = len(numbers["c"])
+    previous = t - 1 if direction == 0 else t + 1
+    before = numbers["c"][previous, u] if 0 <= previous < T else numbers["c_edge"][u]
+    n = {k: numbers[k][t, u] for k in "ifgoch"}
+    return (
+        f"step {t}, unit {u}: the Eraser kept {percent(n['f'])} of the memory, "
+        f"the Filter let {percent(n['i'])} of the Writer's candidate ({signed2(n['g'])}) in, "
+        f"the Presenter showed {percent(n['o'])}. "
+        f"Memory {signed2(before)} → {signed2(n['c'])}, output {signed2(n['h'])}."
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("direction", [0, 1])
+def test_stored_integers_reproduce_explain_word_for_word(
+    rng: np.random.Generator, dtype: type, direction: int
+) -> None:
+    lstm = numpy_lstm.LSTM(3, 24, bidirectional=True, dtype=dtype, rng=rng)
+    # large inputs saturate gates and grow memories, so the rounding edges get exercised
+    tr = numpy_lstm.trace(lstm, 4 * rng.standard_normal((60, 1, 3)).astype(dtype))
+    numbers = narrated_numbers(tr, direction=direction)
+    for t in range(60):
+        for u in range(24):
+            expected = tr.explain(t, u, direction=direction)
+            assert python_like_page(numbers, t, u, direction) == expected
+
+
+def test_sign_magnitude_keeps_negative_zero_and_picks_the_smallest_dtype() -> None:
+    codes = sign_magnitude(np.array([0.0, -0.0, 3.0, -3.0, 127.0]))
+    np.testing.assert_array_equal(codes, [0, 1, 6, 7, 254])
+    assert codes.dtype == np.uint8
+    assert sign_magnitude(np.array([-128.0])).dtype == np.uint16
+    assert sign_magnitude(np.array([40000.0])).dtype == np.uint32
+    with pytest.raises(ValueError, match="not all finite"):
+        sign_magnitude(np.array([np.nan]))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32])
+def test_planes_decode_back_to_the_codes(rng: np.random.Generator, dtype: type) -> None:
+    codes = rng.integers(0, np.iinfo(dtype).max, (37, 5), dtype=dtype)
+    np.testing.assert_array_equal(decode_plane(encode_plane(codes), 37), codes)
+
+
+TRICKY = 'see https://example.org/</script><b>"quoted" {{PLANES}} /*SCRIPT*/ \t é 🙂\n'
+
+
+@pytest.fixture
+def tricky_trace(rng: np.random.Generator) -> numpy_lstm.Trace:
+    lstm = numpy_lstm.LSTM(2, 6, dtype=np.float32, rng=rng)
+    return numpy_lstm.trace(lstm, rng.standard_normal((len(TRICKY), 2)).astype(np.float32))
+
+
+def test_page_is_self_contained_and_escapes_the_text(
+    tmp_path: Path, tricky_trace: numpy_lstm.Trace
+) -> None:
+    path = write_explorer(tmp_path / "page.html", TRICKY, tricky_trace, title="a <title>",
+                          highlights={"inside quotes": 2})  # fmt: skip
+    page = path.read_text("utf-8")
+    for reference in ("http://", "https://", "src=", "href=", "<link", "@import", "url("):
+        assert reference not in page, reference
+    assert page.count("</script>") == page.count("<script")  # the text's one is escaped
+    assert "<title>a &lt;title&gt;</title>" in page
+    meta = re.search(r'<script type="application/json" id="meta">(.*?)</script>', page, re.S)
+    assert json.loads(meta.group(1))["text"] == TRICKY
+    assert "{{" not in page.replace("{{PLANES}}", "")  # every template marker was filled
+
+
+def test_page_data_checks_its_arguments_and_truncates(tricky_trace: numpy_lstm.Trace) -> None:
+    meta, planes = page_data(TRICKY, tricky_trace, max_chars=10)
+    assert meta["steps"] == 10 and meta["text"] == TRICKY[:10]
+    assert decode_plane(planes["f"], 10).shape == (10, 6)
+    with pytest.raises(ValueError, match="trace has"):
+        page_data(TRICKY + "x", tricky_trace)
+    with pytest.raises(ValueError, match="highlights"):
+        page_data(TRICKY, tricky_trace, highlights={"quotes": 6})
+    with pytest.raises(ValueError, match="at least one"):
+        page_data("", tricky_trace)
+
+
+def test_explore_command_writes_a_page_from_a_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus = tmp_path / "text.txt"
+    corpus.write_text('the "quick" (brown) fox.\n' * 40, encoding="utf-8")
+    checkpoint = str(tmp_path / "lm.ckpt")
+    code = main(["train", "charlm", "--text", str(corpus), "--hidden-size", "12",
+                 "--embedding-dim", "4", "--batch-size", "4", "--bptt", "8", "--steps", "2",
+                 "--eval-every", "2", "--checkpoint", checkpoint, "--no-progress"])  # fmt: skip
+    assert code == 0
+    capsys.readouterr()
+    out = tmp_path / "explorer.html"
+    code = main(["explore", checkpoint, "--text", 'the "fox" (brown)\nquick', "--out", str(out)])
+    assert code == 0 and f"wrote {out}" in capsys.readouterr().out
+    meta = json.loads(re.search(r'id="meta">(.*?)</script>', out.read_text("utf-8")).group(1))
+    assert meta["steps"] == 23 and meta["units"] == 12
+    assert {h["label"].split(" (r = ")[0] for h in meta["highlights"]} == {
+        "inside quotes", "inside brackets", "position in line", "after newline"}  # fmt: skip
+    code = main(["explore", checkpoint, "--text-file", str(corpus), "--out", str(out),
+                 "--max-chars", "30"])  # fmt: skip
+    assert code == 0
+    assert main(["explore", checkpoint, "--text", "unknown: Z", "--out", str(out)]) == 1
+    assert "not in the vocabulary" in capsys.readouterr().err

@@ -1,0 +1,361 @@
+"""The explorer page in a real browser: headless Debian Chromium, driven by Selenium.
+
+The page loads without console errors and fetches nothing, picking a unit (number, slider,
+buttons, highlights, "most saturated") recolours the text, hovering a character or a heatmap
+cell shows the trace's numbers and Trace.explain's narration word for word, and a page of
+10,000 characters × 256 units loads and recolours quickly.
+
+The browser is installed (apt-get, as root) when missing; when that fails the tests FAIL with
+the reason — they never skip. Selenium is given the driver's path, so it never downloads one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import numpy_lstm
+from numpy_lstm.report import rank_units, text_features, write_explorer
+from numpy_lstm.tasks.charlm import CharLM, Vocabulary, default_corpus
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--window-size=1400,1000")  # fmt: skip
+TEXT = (
+    'He said "hello (world)" twice.\n\tThen: [a, b] {c}; it\'s 100% <b>fine</b> & done!\n'
+    'Unicode: é 🙂 "https://example.org/</script>"\nend'
+)
+
+
+def ensure_browser() -> None:
+    """Install Debian's chromium and chromium-driver if missing, or fail saying why."""
+    if CHROMIUM.exists() and CHROMEDRIVER.exists():
+        return
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        pytest.fail(f"{CHROMIUM} or {CHROMEDRIVER} is missing and this process cannot install "
+                    "them: run `apt-get install -y chromium chromium-driver` as root")  # fmt: skip
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (
+        ["apt-get", "update"],
+        ["apt-get", "install", "-y", "chromium", "chromium-driver"],
+    ):
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200)
+        if done.returncode != 0:
+            pytest.fail(f"`{' '.join(command)}` failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.fail(f"apt-get installed chromium, but {CHROMIUM} or {CHROMEDRIVER} is missing")
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[Any]:
+    ensure_browser()
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError as err:
+        pytest.fail(f"selenium is missing ({err}): pip install -e '.[test]'")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (*FLAGS, f"--user-data-dir={tempfile.mkdtemp(prefix='explorer-chromium-')}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SE_OFFLINE", "true")  # Selenium Manager must never reach the network
+        browser = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)),
+                                   options=options)  # fmt: skip
+        try:
+            yield browser
+        finally:
+            browser.quit()
+
+
+def open_page(driver: Any, path: Path, timeout: float = 60) -> float:
+    """Load the page and wait until it has decoded its data; returns the seconds it took."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    start = time.perf_counter()
+    driver.get(path.as_uri())
+    try:
+        WebDriverWait(driver, timeout).until(
+            lambda d: d.execute_script("return document.documentElement.dataset.ready") == "true"
+        )
+    except TimeoutException:
+        pytest.fail(f"the page never became ready; browser log: {driver.get_log('browser')}")
+    return time.perf_counter() - start
+
+
+def assert_no_console_errors(driver: Any) -> None:
+    severe = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not severe, severe
+
+
+def char_lm_trace(text: str, hidden: int, seed: int = 0) -> numpy_lstm.Trace:
+    """A random-weight CharLM (eval mode) traced on `text`: realistic gates, no training."""
+    vocab = Vocabulary.from_text(text)
+    model = CharLM(len(vocab), 16, hidden, 1, 0.0, np.random.default_rng(seed), np.dtype("float32"))
+    model.eval()
+    return numpy_lstm.trace(model.lstm, model.embedding(vocab.encode(text)[:, None]))
+
+
+@pytest.fixture(scope="module")
+def lm_page(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, numpy_lstm.Trace, dict]:
+    tr = char_lm_trace(TEXT, hidden=16)
+    ranked = rank_units(tr, text_features(TEXT))
+    highlights = {name: unit for name, (unit, _) in ranked.items()}
+    path = tmp_path_factory.mktemp("explorer") / "lm.html"
+    return write_explorer(path, TEXT, tr, highlights=highlights), tr, highlights
+
+
+def chars() -> list[str]:
+    return list(TEXT)  # code points, as the page counts them
+
+
+def text_colours(driver: Any) -> list[str]:
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#text span')]"
+        ".map((s) => getComputedStyle(s).backgroundColor)"
+    )
+
+
+def rgb(colour: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in colour[colour.index("(") + 1 : -1].split(",")[:3])
+
+
+def pick_unit(driver: Any, unit: int) -> None:
+    from selenium.webdriver.common.by import By
+
+    box = driver.find_element(By.ID, "unit")
+    box.clear()
+    box.send_keys(str(unit))
+    assert driver.execute_script("return explorer.state().unit") == unit
+
+
+def test_page_loads_without_errors_or_network_and_shows_every_character(
+    driver: Any, lm_page: tuple
+) -> None:
+    path, _, highlights = lm_page
+    open_page(driver, path)
+    assert_no_console_errors(driver)
+    assert driver.execute_script("return performance.getEntriesByType('resource').length") == 0
+    shown = driver.execute_script(
+        "return [...document.querySelectorAll('#text span')].map((s) => s.textContent)"
+    )
+    expected = ["↵" if ch == "\n" else ch for ch in chars()]
+    assert shown == expected  # one span per code point: 🙂 does not shift the steps after it
+    assert driver.execute_script("return document.getElementById('unit').value") == str(
+        next(iter(highlights.values()))
+    )
+
+
+def test_picking_a_unit_or_a_quantity_recolours_the_text(driver: Any, lm_page: tuple) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    path, tr, highlights = lm_page
+    open_page(driver, path)
+    c = tr.layer().c[:, 0]  # (T, H)
+    unit = int(np.argmax(np.minimum(-c.min(axis=0), c.max(axis=0))))  # has both signs
+    pick_unit(driver, unit)
+    colours = text_colours(driver)
+    lowest, highest = rgb(colours[int(c[:, unit].argmin())]), rgb(colours[int(c[:, unit].argmax())])
+    assert lowest[2] > lowest[0] and highest[0] > highest[2]  # blue below zero, red above
+
+    other = (unit + 5) % tr.lstm.hidden_size
+    pick_unit(driver, other)
+    assert text_colours(driver) != colours
+    pick_unit(driver, unit)
+    assert text_colours(driver) == colours  # a function of the unit, nothing else
+
+    driver.find_element(By.ID, "unit-slider").send_keys(Keys.ARROW_RIGHT)
+    assert driver.find_element(By.ID, "unit").get_attribute("value") == str(unit + 1)
+    driver.find_element(By.ID, "prev").click()
+    assert text_colours(driver) == colours
+
+    driver.find_element(By.CSS_SELECTOR, "#quantities button[data-q='f']").click()
+    eraser = text_colours(driver)
+    assert eraser != colours
+    greens = [rgb(colour) for colour in eraser]
+    assert all(g >= r for r, g, _ in greens)  # the sequential (gate) palette
+
+    target = next(iter(highlights.values()))
+    driver.find_element(By.CSS_SELECTOR, f"#highlights .chip[data-unit='{target}']").click()
+    assert driver.execute_script("return explorer.state().unit") == target
+
+    driver.find_element(By.ID, "saturated").click()
+    picked = driver.execute_script("return explorer.state().unit")
+    closed, opened = tr.saturation("f")
+    share = closed + opened
+    assert share[picked] >= share.max() - 2 / tr.steps  # percent rounding may move a boundary
+    assert_no_console_errors(driver)
+
+
+def hover_card(driver: Any, element: Any) -> dict[str, str]:
+    """Move the pointer onto `element` and read the hover card's numbers and narration."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+    ActionChains(driver).move_to_element(element).perform()
+    tip = driver.find_element(By.ID, "tip")
+    assert tip.is_displayed()
+    card = {row.get_attribute("data-q"): row.find_element(By.CSS_SELECTOR, "td.num").text
+            for row in tip.find_elements(By.CSS_SELECTOR, "tr")}  # fmt: skip
+    card["where"] = tip.find_element(By.CSS_SELECTOR, ".where").text
+    card["narration"] = tip.find_element(By.CSS_SELECTOR, ".narration").text
+    return card
+
+
+def assert_card_matches_trace(card: dict[str, str], tr: numpy_lstm.Trace, t: int, u: int) -> None:
+    record = tr.layer()
+    expected = {name: float(tr.gate(name)[t, 0, u]) for name in "ifgo"}
+    expected["c"] = float(record.c[t, 0, u])
+    expected["h"] = float(tr.gate("o")[t, 0, u] * record.act_c[t, 0, u])
+    shown = {key: float(card[key].split("→")[-1]) for key in "ifgoch"}
+    for key, value in expected.items():  # two decimals: gates in percent, the rest hundredths
+        assert abs(shown[key] - value) <= 0.005 + 1e-6, (key, shown[key], value)
+    assert card["where"] == f"step {t} · unit {u}"
+    assert card["narration"] == tr.explain(t, u)
+
+
+def test_hovering_a_character_shows_the_trace_numbers_and_narration(
+    driver: Any, lm_page: tuple
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    path, tr, _ = lm_page
+    open_page(driver, path)
+    spans = driver.find_elements(By.CSS_SELECTOR, "#text span")
+    newline, emoji = chars().index("\n"), chars().index("🙂")
+    for t, u in [(0, 0), (9, 3), (newline, 7), (emoji + 2, 11), (len(chars()) - 1, 15)]:
+        pick_unit(driver, u)
+        assert_card_matches_trace(hover_card(driver, spans[t]), tr, t, u)
+    assert_no_console_errors(driver)
+
+
+def test_hovering_and_clicking_the_heatmap(driver: Any, lm_page: tuple) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+    from selenium.webdriver.common.by import By
+
+    path, tr, _ = lm_page
+    open_page(driver, path)
+    canvas = driver.find_element(By.ID, "heat")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", canvas)
+    layout = driver.execute_script(
+        "const r = arguments[0].getBoundingClientRect();"
+        "return {...HEAT, left: r.left, top: r.top}",  # the page's own layout constants
+        canvas,
+    )
+    row = max(1, min(10, 160 // tr.lstm.hidden_size))
+    t, u = 6, 4  # in the first block, the Filter
+    x = layout["left"] + layout["gutter"] + (t + 0.5) * layout["colW"]
+    y = layout["top"] + layout["ruler"] + layout["axis"] + (u + 0.5) * row
+    pointer = ActionBuilder(driver)
+    pointer.pointer_action.move_to_location(round(x), round(y))
+    pointer.perform()
+    tip = driver.find_element(By.ID, "tip")
+    assert tip.find_element(By.CSS_SELECTOR, ".where").text == f"step {t} · unit {u}"
+    assert tip.find_element(By.CSS_SELECTOR, "tr.current").get_attribute("data-q") == "i"
+    assert tip.find_element(By.CSS_SELECTOR, ".narration").text == tr.explain(t, u)
+    ActionChains(driver).click().perform()
+    assert driver.execute_script("return explorer.state()")["unit"] == u
+    assert "step" in driver.find_elements(By.CSS_SELECTOR, "#text span")[t].get_attribute("class")
+    assert_no_console_errors(driver)
+
+
+def all_narrations(driver: Any, steps: int, units: int) -> list[str]:
+    return driver.execute_script(
+        "const [T, H] = arguments;"
+        "return Array.from({length: T * H}, (_, k) => explorer.explain(k % T, Math.floor(k / T)))",
+        steps, units,
+    )  # fmt: skip
+
+
+def test_page_narration_is_trace_explain_for_every_step_and_unit(
+    driver: Any, lm_page: tuple
+) -> None:
+    path, tr, _ = lm_page
+    open_page(driver, path)
+    T, H = tr.steps, tr.lstm.hidden_size
+    expected = [tr.explain(t, u) for u in range(H) for t in range(T)]
+    assert all_narrations(driver, T, H) == expected
+
+
+@pytest.mark.parametrize("direction", [0, 1])
+def test_narration_matches_for_padding_and_the_reverse_direction(
+    driver: Any, tmp_path: Path, rng: np.random.Generator, direction: int
+) -> None:
+    lstm = numpy_lstm.LSTM(3, 5, bidirectional=True, dtype=np.float64, rng=rng)
+    mask = np.ones((2, 14), dtype=bool)
+    mask[0, [4, 5]] = False  # a hole: the page says "padding" there, as explain does
+    tr = numpy_lstm.trace(lstm, 3 * rng.standard_normal((14, 2, 3)), mask=mask)
+    text = "abcdefghijklmn"
+    open_page(driver, write_explorer(tmp_path / "bi.html", text, tr, direction=direction))
+    expected = [tr.explain(t, u, direction=direction) for u in range(5) for t in range(14)]
+    assert all_narrations(driver, 14, 5) == expected
+    assert "step 4: padding" in expected[4]
+    assert_no_console_errors(driver)
+
+
+def test_memories_far_beyond_a_byte_are_narrated_exactly(driver: Any, tmp_path: Path) -> None:
+    """Units that never forget: their memories count the steps, to ±700, stored in 4 bytes."""
+    lstm = numpy_lstm.LSTM(1, 3, dtype=np.float32)
+    state = {name: np.zeros_like(value) for name, value in lstm.state_dict().items()}
+    state["bias_ih_l0"][:] = 20.0  # every gate open
+    state["bias_ih_l0"][6:9] = [20.0, -20.0, 0.3]  # the Writers: +1, −1 and tanh(0.3 + x)
+    state["weight_ih_l0"][6:9, 0] = [0.0, 0.0, 1.0]
+    lstm.load_state_dict(state)
+    x = np.where(np.arange(700) % 3 == 0, 1.0, -2.0).astype(np.float32)[:, None]
+    tr = numpy_lstm.trace(lstm, x)
+    assert np.abs(tr.layer().c).max() > 600
+    path = write_explorer(tmp_path / "count.html", "abc" * 233 + "a", tr)
+    assert 'data-dtype="u4"' in path.read_text("utf-8")
+    open_page(driver, path)
+    expected = [tr.explain(t, u) for u in range(3) for t in range(700)]
+    assert all_narrations(driver, 700, 3) == expected
+    assert_no_console_errors(driver)
+
+
+def test_ten_thousand_characters_by_256_units_load_and_recolour_quickly(
+    driver: Any, tmp_path: Path, record_property: Any
+) -> None:
+    """Loose bounds to catch pathological slowness only; the measured times are reported."""
+    from selenium.webdriver.common.by import By
+
+    text = default_corpus()[:10_000]
+    tr = char_lm_trace(text, hidden=256)
+    path = write_explorer(tmp_path / "big.html", text, tr, highlights={"first": 3})
+    load = open_page(driver, path, timeout=120)
+    in_page = driver.execute_script("return window.explorerTimings")
+    measure = (
+        "const done = arguments[arguments.length - 1]; const start = performance.now();"
+        "%s; document.body.getBoundingClientRect();"  # force style and layout now
+        "requestAnimationFrame(() => setTimeout(() => done(performance.now() - start)));"
+    )
+    recolour = driver.execute_async_script(measure % "explorer.setUnit(200)")
+    requantify = driver.execute_async_script(measure % "explorer.setQuantity('f')")
+    scroll = driver.execute_async_script(
+        measure % "document.getElementById('hscroll').scrollLeft = 1e9"
+    )
+    timings = {
+        "page_MB": path.stat().st_size / 1e6, "load_s": load, **in_page,
+        "recolour_ms": recolour, "quantity_ms": requantify, "heat_scroll_ms": scroll,
+    }  # fmt: skip
+    record_property("explorer_10k_x_256", timings)
+    print(f"\n10,000 chars × 256 units: {timings}")
+    assert load < 30 and in_page["decodeMs"] + in_page["buildMs"] < 10_000
+    assert recolour < 10_000 and requantify < 10_000 and scroll < 10_000
+    span = driver.find_elements(By.CSS_SELECTOR, "#text span")[9_999]
+    assert_card_matches_trace(hover_card(driver, span), tr, 9_999, 200)
+    assert_no_console_errors(driver)

@@ -1,0 +1,106 @@
+"""Text features are computed right on hand-made strings, and rank_units finds the unit that
+tracks a feature: planted in synthetic values, and built into an LSTM by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import numpy_lstm
+from numpy_lstm.report.features import best_units, correlations, rank_units, text_features
+
+
+def test_inside_quotes_counts_the_opening_quote_in_and_the_closing_quote_out() -> None:
+    got = text_features('a"bc"d""e')["inside quotes"]
+    np.testing.assert_array_equal(got, [0, 1, 1, 1, 0, 0, 1, 0, 0])
+
+
+def test_inside_brackets_tracks_nesting_and_ignores_unmatched_closers() -> None:
+    got = text_features("a(b[c]d)e)f{g")["inside brackets"]
+    np.testing.assert_array_equal(got, [0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1])
+
+
+def test_position_in_line_restarts_after_each_newline_and_is_normalised() -> None:
+    features = text_features("abc\nde\n\nf")
+    # characters read since the last newline: a b c ↵ d e ↵ ↵ f
+    np.testing.assert_allclose(
+        features["position in line"], np.array([1, 2, 3, 0, 1, 2, 0, 0, 1]) / 3
+    )
+    np.testing.assert_array_equal(features["after newline"], [0, 0, 0, 1, 0, 0, 1, 1, 0])
+
+
+def test_features_have_one_value_per_character_even_for_tiny_texts() -> None:
+    for text in ("", "x", "\n", '"'):
+        features = text_features(text)
+        assert set(features) == {"inside quotes", "inside brackets", "position in line",
+                                 "after newline"}  # fmt: skip
+        assert all(f.shape == (len(text),) and f.dtype == np.float64 for f in features.values())
+
+
+def test_correlations_are_pearson_and_zero_for_constant_columns(rng: np.random.Generator) -> None:
+    values = rng.standard_normal((50, 4)).astype(np.float32)
+    values[:, 2] = 3.0
+    feature = rng.standard_normal(50)
+    got = correlations(values, feature)
+    expected = [np.corrcoef(values[:, k], feature)[0, 1] for k in (0, 1, 3)]
+    np.testing.assert_allclose(got[[0, 1, 3]], expected, rtol=1e-6)
+    assert got[2] == 0.0
+
+
+def test_best_units_finds_a_planted_unit_and_skips_constant_features(
+    rng: np.random.Generator,
+) -> None:
+    feature = (rng.random(400) < 0.3).astype(np.float64)
+    values = rng.standard_normal((400, 32))
+    values[:, 21] = -2.0 * feature + 0.3 * rng.standard_normal(400)  # anti-correlated works too
+    ranked = best_units(values, {"planted": feature, "flat": np.ones(400)})
+    assert list(ranked) == ["planted"]
+    unit, r = ranked["planted"]
+    assert unit == 21 and r < -0.9
+
+
+def quote_parity_lstm(H: int, planted: int, rng: np.random.Generator) -> numpy_lstm.LSTM:
+    """An LSTM over x_t = [character t is a double quote] whose unit `planted` flips its memory
+    at every quote: at a quote the Filter opens (i ≈ 1), the Eraser closes (f ≈ 0) and the
+    Writer writes −sign of the unit's own output (g = tanh(0.5 − 6·h)), so the memory alternates
+    ≈ +1 (inside) / ≈ −1 (outside); between quotes f ≈ 1 keeps it. The other units are random
+    and cannot read the planted one, so only it knows the parity."""
+    W_ih = rng.uniform(-0.5, 0.5, (4 * H, 1))
+    W_hh = rng.uniform(-0.5, 0.5, (4 * H, H))
+    W_hh[:, planted] = 0.0
+    bias = rng.uniform(-0.5, 0.5, 4 * H)
+    i, f, g, o = (k * H + planted for k in range(4))
+    W_hh[[i, f, g, o]] = 0.0
+    W_ih[[i, f, g, o], 0] = 20.0, -20.0, 0.0, 0.0
+    bias[[i, f, g, o]] = -10.0, 10.0, 0.5, 10.0
+    W_hh[g, planted] = -6.0
+    lstm = numpy_lstm.LSTM(1, H, dtype=np.float64)
+    lstm.load_state_dict({"weight_ih_l0": W_ih, "weight_hh_l0": W_hh, "bias_ih_l0": bias,
+                          "bias_hh_l0": np.zeros(4 * H)})  # fmt: skip
+    return lstm
+
+
+@pytest.mark.parametrize("quantity", ["c", "h"])
+def test_rank_units_finds_the_unit_built_to_track_quotes(
+    rng: np.random.Generator, quantity: str
+) -> None:
+    text = "".join(rng.choice(list('ab c"'), size=300, p=[0.3, 0.3, 0.2, 0.12, 0.08]))
+    x = (np.array(list(text)) == '"').astype(np.float64)[:, None]  # (T, I=1)
+    tr = numpy_lstm.trace(quote_parity_lstm(8, planted=3, rng=rng), x)
+    ranked = rank_units(tr, text_features(text), quantity)
+    unit, r = ranked["inside quotes"]
+    assert unit == 3 and r > 0.9, ranked
+
+
+def test_rank_units_uses_only_the_valid_steps_of_the_chosen_sequence(
+    rng: np.random.Generator,
+) -> None:
+    lstm = numpy_lstm.LSTM(2, 5, dtype=np.float64, rng=rng)
+    x = rng.standard_normal((20, 2, 2))
+    tr = numpy_lstm.trace(lstm, x, lengths=np.array([20, 12]))
+    feature = rng.standard_normal(20)
+    c = tr.layer().c[:12, 1]
+    expected = int(np.argmax(np.abs(correlations(c, feature[:12]))))
+    assert rank_units(tr, {"f": feature}, batch=1)["f"][0] == expected
+    with pytest.raises(ValueError, match="expected one length"):
+        rank_units(tr, {"f": np.zeros(21)})
