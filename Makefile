@@ -20,8 +20,8 @@ demo: env
 	$(BIN)/numpy-lstm demo
 
 lint: env-test
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
 
 test: lint
 	$(BIN)/python -m pytest
