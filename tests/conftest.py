@@ -7,6 +7,7 @@ reference for gradients. Nothing here computes an expected value with numpy_lstm
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -128,3 +129,29 @@ def assert_matches(ours: np.ndarray, theirs: object, dtype: type, what: str) -> 
     assert ours.dtype == dtype, f"{what}: dtype {ours.dtype}, expected {np.dtype(dtype)}"
     assert ours.shape == theirs.shape, f"{what}: shape {ours.shape}, expected {theirs.shape}"
     np.testing.assert_allclose(ours, theirs, **TOLERANCE[dtype], err_msg=what)
+
+
+def assert_lstm_gradients_match(
+    lstm: Any,
+    run: Callable[[], tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]],
+    inputs: dict[str, np.ndarray],
+    upstream: tuple[np.ndarray, np.ndarray, np.ndarray],
+    max_error: float = 1e-6,
+) -> None:
+    """Central differences vs `lstm.backward` for every array in `inputs` (x, h0, c0, …) and
+    every parameter. `run()` re-runs the forward on those arrays (perturbed in place) and returns
+    (out, (h_n, c_n)); the loss is Σ d_out·out + Σ dh_n·h_n + Σ dc_n·c_n for `upstream`."""
+    d_out, dh_n, dc_n = upstream
+
+    def loss() -> float:
+        out, (h_n, c_n) = run()
+        return float(np.sum(d_out * out) + np.sum(dh_n * h_n) + np.sum(dc_n * c_n))
+
+    run()
+    lstm.zero_grad()
+    dx, (dh0, dc0) = lstm.backward(d_out, (dh_n, dc_n))
+    analytic = {"x": dx, "h0": dh0, "c0": dc0, **{k: v.copy() for k, v in lstm.grads.items()}}
+    arrays = {**inputs, **dict(lstm.named_parameters())}
+    for name, array in arrays.items():
+        error = relative_error(analytic[name], numerical_gradient(loss, array))
+        assert error < max_error, f"d{name}: relative error {error:.2e}"

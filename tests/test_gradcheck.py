@@ -11,7 +11,12 @@ import numpy as np
 import pytest
 
 import numpy_lstm
-from conftest import distinct_gate_state, numerical_gradient, relative_error
+from conftest import (
+    assert_lstm_gradients_match,
+    distinct_gate_state,
+    numerical_gradient,
+    relative_error,
+)
 
 MAX_RELATIVE_ERROR = 1e-6
 
@@ -34,21 +39,10 @@ def test_lstm_gradients_match_finite_differences(
     h0, c0 = rng.standard_normal(state_shape), rng.standard_normal(state_shape)
     out, _ = lstm(x, (h0, c0))
     d_out = rng.standard_normal(out.shape)
-    dh_n, dc_n = rng.standard_normal(state_shape), rng.standard_normal(state_shape)
-
-    def loss() -> float:
-        out, (h_n, c_n) = lstm(x, (h0, c0))
-        return float(np.sum(d_out * out) + np.sum(dh_n * h_n) + np.sum(dc_n * c_n))
-
-    loss()
-    lstm.zero_grad()
-    dx, (dh0, dc0) = lstm.backward(d_out, (dh_n, dc_n))
-    analytic = {"x": dx, "h0": dh0, "c0": dc0, **{k: v.copy() for k, v in lstm.grads.items()}}
-    inputs = {"x": x, "h0": h0, "c0": c0, **dict(lstm.named_parameters())}
-    assert set(analytic) == set(inputs)
-    for name, array in inputs.items():
-        error = relative_error(analytic[name], numerical_gradient(loss, array))
-        assert error < MAX_RELATIVE_ERROR, f"d{name}: relative error {error:.2e}"
+    upstream = (d_out, rng.standard_normal(state_shape), rng.standard_normal(state_shape))
+    assert_lstm_gradients_match(
+        lstm, lambda: lstm(x, (h0, c0)), {"x": x, "h0": h0, "c0": c0}, upstream, MAX_RELATIVE_ERROR
+    )
 
 
 @pytest.mark.parametrize("upstream", ["out only", "h_n only", "c_n only"])

@@ -18,11 +18,10 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 import numpy_lstm
 from conftest import (
     TOLERANCE,
+    assert_lstm_gradients_match,
     assert_matches,
     distinct_gate_lstm_state,
     load_into_torch,
-    numerical_gradient,
-    relative_error,
     to_torch,
     torch_lstm,
 )
@@ -365,18 +364,7 @@ def test_masked_gradients_match_finite_differences(
     x = rng.standard_normal((T, B, small_I))
     h0, c0 = rng.standard_normal((4, B, P)), rng.standard_normal((4, B, small_H))
     d_out = rng.standard_normal((T, B, 2 * P))
-    dh_n, dc_n = rng.standard_normal(h0.shape), rng.standard_normal(c0.shape)
-
-    def loss() -> float:
-        out, (h_n, c_n) = lstm(x, (h0, c0), mask=mask)
-        return float(np.sum(d_out * out) + np.sum(dh_n * h_n) + np.sum(dc_n * c_n))
-
-    loss()
-    lstm.zero_grad()
-    dx, (dh0, dc0) = lstm.backward(d_out, (dh_n, dc_n))
-    analytic = {"x": dx, "h0": dh0, "c0": dc0, **{k: v.copy() for k, v in lstm.grads.items()}}
-    inputs = {"x": x, "h0": h0, "c0": c0, **dict(lstm.named_parameters())}
-    assert set(analytic) == set(inputs)
-    for name, array in inputs.items():
-        error = relative_error(analytic[name], numerical_gradient(loss, array))
-        assert error < 1e-6, f"d{name}: relative error {error:.2e}"
+    upstream = (d_out, rng.standard_normal(h0.shape), rng.standard_normal(c0.shape))
+    assert_lstm_gradients_match(
+        lstm, lambda: lstm(x, (h0, c0), mask=mask), {"x": x, "h0": h0, "c0": c0}, upstream
+    )

@@ -15,7 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 import numpy_lstm
-from conftest import numerical_gradient, relative_error
+from conftest import assert_lstm_gradients_match
 from numpy_lstm.variants import layer_norm, layer_norm_backward
 
 MAX_RELATIVE_ERROR = 1e-6
@@ -43,20 +43,9 @@ def gradcheck(
         return lstm(x, (h0, c0), lengths=lengths)
 
     out, (h_n, c_n) = run()
-    d_out = rng.standard_normal(out.shape)
-    dh_n, dc_n = rng.standard_normal(h_n.shape), rng.standard_normal(c_n.shape)
-
-    def loss() -> float:
-        out, (h_n, c_n) = run()
-        return float(np.sum(d_out * out) + np.sum(dh_n * h_n) + np.sum(dc_n * c_n))
-
-    run()
-    lstm.zero_grad()
-    dx, (dh0, dc0) = lstm.backward(d_out, (dh_n, dc_n))
-    analytic = {"x": dx, "h0": dh0, "c0": dc0, **{k: v.copy() for k, v in lstm.grads.items()}}
-    for name, array in {"x": x, "h0": h0, "c0": c0, **dict(lstm.named_parameters())}.items():
-        error = relative_error(analytic[name], numerical_gradient(loss, array))
-        assert error < MAX_RELATIVE_ERROR, f"d{name}: relative error {error:.2e} with {options}"
+    upstream = tuple(rng.standard_normal(a.shape) for a in (out, h_n, c_n))
+    inputs = {"x": x, "h0": h0, "c0": c0}
+    assert_lstm_gradients_match(lstm, run, inputs, upstream, MAX_RELATIVE_ERROR)  # type: ignore[arg-type]
 
 
 SINGLE_VARIANTS = {
