@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 from numpy_lstm.optim import Adam
 from numpy_lstm.tasks import AddingTask, CharLMTask
 from numpy_lstm.tasks.synthetic import adding_batch
-from numpy_lstm.train import Trainer, TrainerConfig
+from numpy_lstm.train import Trainer, TrainerConfig, one_blas_thread_if_fast
 
 
 class TorchCharLM(torch.nn.Module):
@@ -83,7 +83,8 @@ def charlm(args: argparse.Namespace) -> dict:
         position += 64
         return loss.item()
 
-    ours_steps, ours_s = run_for(args.minutes * 60, trainer.train_step)
+    with one_blas_thread_if_fast():  # as Trainer.fit does
+        ours_steps, ours_s = run_for(args.minutes * 60, trainer.train_step)
     ours = task.evaluate()
     theirs_steps, theirs_s = run_for(args.minutes * 60, torch_step)
     with torch.no_grad():
@@ -130,7 +131,8 @@ def adding(args: argparse.Namespace) -> dict:
         optimizer.step()
         return loss.item()
 
-    ours_steps, ours_s = run_for(args.minutes * 60, trainer.train_step)
+    with one_blas_thread_if_fast():  # as Trainer.fit does
+        ours_steps, ours_s = run_for(args.minutes * 60, trainer.train_step)
     ours = task.evaluate()
     theirs_steps, theirs_s = run_for(args.minutes * 60, torch_step)
     with torch.no_grad():

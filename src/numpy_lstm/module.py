@@ -75,9 +75,14 @@ class Module:
         return [value for _, value in self.named_parameters()]
 
     def modules(self) -> Iterator[Module]:
-        yield self
-        for child in self._children.values():
-            yield from child.modules()
+        for _, module in self.named_modules():
+            yield module
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """(name, module) for this module ("" or `prefix`) and every sub-module, like torch."""
+        yield prefix, self
+        for name, child in self._children.items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
 
     @property
     def grads(self) -> dict[str, np.ndarray]:
@@ -139,17 +144,16 @@ class Module:
             kind = TypeError if all(k is TypeError for k, _ in problems) else ValueError
             messages = "; ".join(message for _, message in problems)
             raise kind(f"load_state_dict of {type(self).__name__}: {messages}")
-        owners = {prefix + k: (m, k) for prefix, m in self._prefixed_modules() for k in m._params}
+        owners = {
+            f"{name}.{k}" if name else k: (module, k)
+            for name, module in self.named_modules()
+            for k in module._params
+        }
         for name in own:
             if name in state:
                 module, local = owners[name]
                 module._params[local][...] = state[name]  # in place: references stay live
         return IncompatibleKeys(missing, unexpected)
-
-    def _prefixed_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
-        yield prefix, self
-        for name, child in self._children.items():
-            yield from child._prefixed_modules(f"{prefix}{name}.")
 
 
 def _mismatch(name: str, current: np.ndarray, value: Any) -> tuple[type[Exception], str] | None:

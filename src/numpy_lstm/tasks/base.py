@@ -60,18 +60,12 @@ class Task(ABC):
 
     def generators(self) -> dict[str, np.random.Generator]:
         """Every random generator the run draws from, by name (data and model)."""
-        return {f"model.{n}": m.rng for n, m in _named_modules(self.model) if hasattr(m, "rng")}
+        modules = self.model.named_modules("model")
+        return {name: module.rng for name, module in modules if hasattr(module, "rng")}
 
     def baseline(self) -> dict[str, float]:
         """The trivial baseline's metrics on the evaluation data, for honest comparisons."""
         return {}
-
-
-def _named_modules(module: Module, prefix: str = "") -> list[tuple[str, Module]]:
-    found = [(prefix or "root", module)]
-    for name, child in module._children.items():
-        found += _named_modules(child, f"{prefix}{name}.")
-    return found
 
 
 class SequenceToOne(Module):
