@@ -6,6 +6,8 @@ reference for gradients. Nothing here computes an expected value with numpy_lstm
 
 from __future__ import annotations
 
+import dataclasses
+import io
 from collections.abc import Callable
 from typing import Any
 
@@ -155,3 +157,26 @@ def assert_lstm_gradients_match(
     for name, array in arrays.items():
         error = relative_error(analytic[name], numerical_gradient(loss, array))
         assert error < max_error, f"d{name}: relative error {error:.2e}"
+
+
+def assert_resume_is_bit_exact(build: Callable[[], Any], stop: int, path: Any) -> None:
+    """N steps in one go == `stop` steps + save + `Trainer.resume` + the remaining steps:
+    identical weights, optimizer state and evaluation history (the interrupted run's extra
+    evaluation at `stop` aside). `build()` returns a fresh Trainer configured for N steps."""
+    from numpy_lstm.train import Trainer
+
+    straight = build()
+    straight.fit()
+    first = build()
+    first.config = dataclasses.replace(first.config, steps=stop)
+    first.fit()
+    first.save(path)
+    resumed = Trainer.resume(path, straight.config, out=io.StringIO())
+    assert resumed.step == stop
+    resumed.fit()
+    for name, value in straight.task.model.state_dict().items():
+        np.testing.assert_array_equal(resumed.task.model.state_dict()[name], value, err_msg=name)
+    for key, value in straight.optimizer.state_dict().items():
+        np.testing.assert_array_equal(resumed.optimizer.state_dict()[key], value, err_msg=key)
+    evaluated = {h["step"] for h in straight.history}
+    assert [h for h in resumed.history if h["step"] in evaluated] == straight.history

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conftest import assert_resume_is_bit_exact
 from numpy_lstm.optim import Adam, AdamW
 from numpy_lstm.serialization import load_tensors, save_tensors
 from numpy_lstm.tasks import AddingTask, CharLMTask, CopyTask, Task
@@ -53,21 +54,7 @@ def test_resume_is_bit_exact(tmp_path: Path, text_file: str, dtype: str, kind: s
         schedule = {"name": "cosine", "total_steps": 12, "warmup_steps": 3}
         return Trainer(task, AdamW(task.model, lr=1e-2), schedule, quiet(12), out=io.StringIO())
 
-    straight = build()
-    straight.fit()
-    first = build()
-    first.config = quiet(7)
-    first.fit()
-    first.save(tmp_path / "run.ckpt")
-    resumed = Trainer.resume(tmp_path / "run.ckpt", quiet(12), out=io.StringIO())
-    assert resumed.step == 7
-    resumed.fit()
-    for name, value in straight.task.model.state_dict().items():
-        np.testing.assert_array_equal(resumed.task.model.state_dict()[name], value, err_msg=name)
-    # The interrupted run also evaluated when it ended at step 7; otherwise the same history.
-    assert [h for h in resumed.history if h["step"] != 7] == straight.history
-    for key, value in straight.optimizer.state_dict().items():
-        np.testing.assert_array_equal(resumed.optimizer.state_dict()[key], value, err_msg=key)
+    assert_resume_is_bit_exact(build, 7, tmp_path / "run.ckpt")
 
 
 def test_truncated_bptt_carries_the_state_across_windows(text_file: str) -> None:
