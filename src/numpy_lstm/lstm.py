@@ -280,7 +280,7 @@ class LSTM(RecurrentBase):
                     variant=self.variant,
                     recurrent_keep=self._recurrent_mask((B, self.output_size)),
                     zoneout=self._zoneout_weights(T, B),
-                    **({"record": True} if record else {}),
+                    record=record,
                 )
                 outputs.append(out)
                 caches.append(cache)

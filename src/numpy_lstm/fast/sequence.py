@@ -126,8 +126,9 @@ def _one_blas_thread() -> AbstractContextManager:
 
 def supports(x: np.ndarray, w: LSTMWeights, options: dict[str, Any]) -> bool:
     """Whether the fast kernels cover this call: the plain cell with optional mask, reverse,
-    carried outputs and projection, float32 or float64. Everything else uses the reference."""
-    known = {"mask", "reverse", "carry_output", "variant", "recurrent_keep", "zoneout"}
+    carried outputs and projection, float32 or float64, no recording. Everything else uses the
+    reference."""
+    known = {"mask", "reverse", "carry_output", "variant", "recurrent_keep", "zoneout", "record"}
     variant = options.get("variant")
     plain_weights = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
     return (
@@ -136,6 +137,7 @@ def supports(x: np.ndarray, w: LSTMWeights, options: dict[str, Any]) -> bool:
         and (variant is None or (isinstance(variant, CellVariant) and variant.is_plain))
         and options.get("recurrent_keep") is None
         and options.get("zoneout") is None
+        and not options.get("record")  # per-step pre-activations: only the reference keeps them
         and all(getattr(w, name) is None for name in w._fields if name not in plain_weights)
     )
 
