@@ -236,3 +236,19 @@ def test_baselines_match_the_published_formulas() -> None:
     )
     adding = AddingTask(T=50, hidden_size=4, eval_size=4000)
     assert adding.baseline()["mse"] == pytest.approx(1 / 6, abs=0.01)
+
+
+def test_epochs_become_steps_and_are_reported(text_file: str) -> None:
+    task = charlm(text_file, "float32")
+    per_epoch = -(-task.train_streams.size // (4 * 12))  # characters / (streams · stride)
+    assert task.steps_per_epoch == per_epoch
+    config = TrainerConfig(epochs=2, eval_every=per_epoch, progress=False)
+    trainer = Trainer(task, Adam(task.model), config=config, out=io.StringIO())
+    assert trainer.config.steps == 2 * per_epoch
+    trainer.fit()
+    assert [h["epoch"] for h in trainer.history] == [1.0, 2.0]
+    with pytest.raises(ValueError, match=r"epochs: the 'adding' task draws fresh data"):
+        adding = AddingTask(T=4, hidden_size=2, eval_size=2)
+        Trainer(adding, Adam(adding.model), config=TrainerConfig(epochs=1))
+    with pytest.raises(ValueError, match=r"epochs: expected a positive number"):
+        TrainerConfig(epochs=0)

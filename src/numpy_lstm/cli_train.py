@@ -15,7 +15,7 @@ from contextlib import nullcontext
 from typing import Any
 
 from .tasks import TASKS, build_task
-from .train import OPTIMIZERS, Trainer, TrainerConfig
+from .train import OPTIMIZERS, Trainer, TrainerConfig, in_steps
 
 Subparsers = argparse._SubParsersAction
 
@@ -50,6 +50,7 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("training")
     add = group.add_argument
     add("--steps", type=int, default=1000, help="optimizer steps in all (default: 1000)")
+    add("--epochs", type=float, default=None, help="passes over the training data, instead")
     add("--minutes", type=float, default=None, help="stop after this wall-clock time")
     add("--optimizer", choices=sorted(OPTIMIZERS), default="Adam")
     add("--lr", type=float, default=3e-3, help="learning rate (default: 0.003)")
@@ -79,7 +80,8 @@ def _thread_limit(threads: int | None) -> Any:
 
 def _run_train(args: argparse.Namespace) -> int:
     config = TrainerConfig(
-        steps=args.steps, eval_every=args.eval_every, log_every=args.log_every,
+        steps=args.steps, epochs=args.epochs, eval_every=args.eval_every,
+        log_every=args.log_every,
         clip_norm=args.clip or None, patience=args.patience, minutes=args.minutes,
         checkpoint=args.checkpoint, progress=args.progress,
     )  # fmt: skip
@@ -91,13 +93,14 @@ def _run_train(args: argparse.Namespace) -> int:
         else:
             options = {k[5:]: v for k, v in vars(args).items() if k.startswith("task_")}
             task = build_task(args.task, options)
+            config = in_steps(config, task)  # the schedule needs the step count
             hyper = {"lr": args.lr, "weight_decay": args.weight_decay}
             optimizer = OPTIMIZERS[args.optimizer](task.model, **hyper)
             schedule = {"name": args.schedule}
             if args.schedule == "cosine":
-                schedule |= {"total_steps": args.steps, "warmup_steps": args.warmup}
+                schedule |= {"total_steps": config.steps, "warmup_steps": args.warmup}
             elif args.schedule == "step":
-                schedule |= {"step_size": max(1, args.steps // 3), "gamma": 0.3}
+                schedule |= {"step_size": max(1, config.steps // 3), "gamma": 0.3}
             trainer = Trainer(task, optimizer, schedule, config)
         baseline = trainer.task.baseline()
         if baseline:

@@ -53,6 +53,7 @@ class NonFiniteError(FloatingPointError):
 @dataclass
 class TrainerConfig:
     steps: int = 1000  # total optimizer steps of the run (a resumed run counts from its step)
+    epochs: float | None = None  # instead of steps: this many passes over the training data
     eval_every: int = 100
     log_every: int = 20
     clip_norm: float | None = 1.0  # global gradient-norm clipping (torch semantics); None: off
@@ -70,8 +71,23 @@ class TrainerConfig:
             raise ValueError(f"clip_norm: expected a positive number or None, got {self.clip_norm}")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience: expected a positive integer or None, got {self.patience}")
+        if self.epochs is not None and not self.epochs > 0:
+            raise ValueError(f"epochs: expected a positive number or None, got {self.epochs}")
         if self.minutes is not None and not self.minutes > 0:
             raise ValueError(f"minutes: expected a positive number or None, got {self.minutes}")
+
+
+def in_steps(config: TrainerConfig, task: Task) -> TrainerConfig:
+    """`config` with `epochs` turned into `steps` for this task (unchanged without epochs)."""
+    if config.epochs is None:
+        return config
+    if task.steps_per_epoch is None:
+        raise ValueError(
+            f"epochs: the {task.name!r} task draws fresh data at every step and has no epochs; "
+            "give steps instead"
+        )
+    steps = max(1, round(config.epochs * task.steps_per_epoch))
+    return dataclasses.replace(config, steps=steps, epochs=None)
 
 
 class Trainer:
@@ -91,7 +107,7 @@ class Trainer:
         self.task, self.optimizer = task, optimizer
         self.schedule_spec = schedule
         self.scheduler = make_schedule(optimizer, schedule)
-        self.config = config or TrainerConfig()
+        self.config = in_steps(config or TrainerConfig(), task)
         self.callbacks = callbacks
         self.out = out or sys.stderr
         self.step = 0
@@ -165,6 +181,8 @@ class Trainer:
         model.eval()
         try:
             metrics = {"step": self.step, **self.task.evaluate()}
+            if self.task.steps_per_epoch is not None:
+                metrics["epoch"] = self.step / self.task.steps_per_epoch
         finally:
             model.train(was_training)
         if metrics["loss"] < self.best:

@@ -31,6 +31,14 @@ class Task(ABC):
     item_name: ClassVar[str] = "sequences"  # what the throughput counts
     model: Module
     items_per_step: int = 1
+    train_items: int | None = None  # the size of one epoch in items; None: endless generated data
+
+    @property
+    def steps_per_epoch(self) -> int | None:
+        """Steps that see about as many items as the training data holds (None: no epochs)."""
+        if self.train_items is None:
+            return None
+        return max(1, -(-self.train_items // self.items_per_step))  # ceiling division
 
     @abstractmethod
     def train_step(self) -> float:

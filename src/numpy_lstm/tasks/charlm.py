@@ -131,6 +131,7 @@ class CharLMTask(Task):
         self.position, self.epoch = 0, 0
         self.carried = CarriedState()
         self.items_per_step = batch_size * self.stride
+        self.train_items = self.train_streams.size
 
     def config(self) -> dict[str, Any]:
         return dict(self.arguments)

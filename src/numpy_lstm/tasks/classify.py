@@ -109,6 +109,7 @@ class SequenceClassificationTask(Task):
         )
         self.data_rng = np.random.default_rng(data_seed)
         self.items_per_step = batch_size
+        self.train_items = len(train)  # sequences; batches are drawn with replacement
 
     def generators(self) -> dict[str, np.random.Generator]:
         return {**super().generators(), "data": self.data_rng}

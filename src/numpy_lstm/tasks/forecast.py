@@ -250,6 +250,7 @@ class ForecastTask(Task):
         )
         self.data_rng = np.random.default_rng(data_seed)
         self.items_per_step = batch_size
+        self.train_items = len(train_origins)  # windows; batches are drawn with replacement
 
     def _model_space(self, scaled: np.ndarray, origins: np.ndarray) -> tuple[np.ndarray, ...]:
         """Normalised series → the model's inputs (window, n, C) and targets (n, horizon), in its
