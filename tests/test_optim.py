@@ -40,6 +40,24 @@ def set_grads(model: Module, grads: dict[str, np.ndarray]) -> None:
         live[name][...] = grad
 
 
+def run_both(ours_cls, torch_cls, hyper, dtype, steps, rng, model=None):
+    """Our optimizer and torch's, each on a copy of the same parameters, fed the same random
+    gradients for `steps` steps. Returns (model, ours, torch parameters, torch optimizer)."""
+    model = model or TinyModel(dtype)
+    theirs = [torch.nn.Parameter(to_torch(p.copy())) for _, p in model.named_parameters()]
+    torch_opt = torch_cls(theirs, foreach=False, **hyper)
+    opt = ours_cls(model, **hyper)
+    for _ in range(steps):
+        grads = random_grads(rng, model)
+        opt.zero_grad()
+        set_grads(model, grads)
+        opt.step()
+        for p, g in zip(theirs, grads.values(), strict=True):
+            p.grad = to_torch(g)
+        torch_opt.step()
+    return model, opt, theirs, torch_opt
+
+
 CASES = [
     dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0),
     dict(lr=3e-2, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.01),
@@ -51,20 +69,9 @@ CASES = [
 @pytest.mark.parametrize("hyper", CASES)
 def test_matches_torch_adam_over_200_steps(dtype: type, hyper: dict) -> None:
     model = TinyModel(dtype)
-    theirs = [torch.nn.Parameter(to_torch(p.copy())) for _, p in model.named_parameters()]
-    torch_opt = torch.optim.Adam(theirs, foreach=False, **hyper)
-    opt = Adam(model, **hyper)
     arrays_before = {name: p for name, p in model.named_parameters()}
     rng = np.random.default_rng(7)
-
-    for _ in range(200):
-        grads = random_grads(rng, model)
-        opt.zero_grad()
-        set_grads(model, grads)
-        opt.step()
-        for p, g in zip(theirs, grads.values(), strict=True):
-            p.grad = to_torch(g)
-        torch_opt.step()
+    _, opt, theirs, torch_opt = run_both(Adam, torch.optim.Adam, hyper, dtype, 200, rng, model)
 
     assert opt.step_count == 200
     for (name, ours), p in zip(model.named_parameters(), theirs, strict=True):

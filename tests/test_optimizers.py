@@ -11,7 +11,7 @@ import torch
 from conftest import to_torch
 from numpy_lstm.optim import SGD, AdamW, RMSprop, clip_grad_norm
 from numpy_lstm.schedules import CosineLR, StepLR
-from test_optim import TinyModel, random_grads, set_grads
+from test_optim import TinyModel, random_grads, run_both, set_grads
 
 # torch warns when a scheduler steps without optimizer steps; here only the lr values matter.
 pytestmark = pytest.mark.filterwarnings(r"ignore:Detected call of `lr_scheduler.step\(\)`")
@@ -31,27 +31,11 @@ CASES = [
 ]
 
 
-def run_both(ours_cls, torch_cls, hyper, dtype, steps, rng, model=None):
-    model = model or TinyModel(dtype)
-    theirs = [torch.nn.Parameter(to_torch(p.copy())) for _, p in model.named_parameters()]
-    torch_opt = torch_cls(theirs, foreach=False, **hyper)
-    opt = ours_cls(model, **hyper)
-    for _ in range(steps):
-        grads = random_grads(rng, model)
-        opt.zero_grad()
-        set_grads(model, grads)
-        opt.step()
-        for p, g in zip(theirs, grads.values(), strict=True):
-            p.grad = to_torch(g)
-        torch_opt.step()
-    return model, opt, theirs
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0].__name__}{c[2]}")
 def test_matches_torch_over_300_steps(case: tuple, dtype: type) -> None:
     ours_cls, torch_cls, hyper = case
-    model, _, theirs = run_both(ours_cls, torch_cls, hyper, dtype, 300, np.random.default_rng(3))
+    model, _, theirs, _ = run_both(ours_cls, torch_cls, hyper, dtype, 300, np.random.default_rng(3))
     for (name, ours), p in zip(model.named_parameters(), theirs, strict=True):
         assert ours.dtype == dtype
         np.testing.assert_allclose(ours, p.detach().numpy(), **TOL[dtype], err_msg=name)
