@@ -13,6 +13,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -56,6 +57,27 @@ def run_for(budget_s: float, step: Callable[[], float]) -> tuple[int, float]:
     return steps, time.perf_counter() - start
 
 
+def torch_update(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor
+) -> None:
+    """One torch step with the same clipping as our trainer's (global norm 1)."""
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+
+
+def race(
+    args: argparse.Namespace, task: Any, trainer: Trainer, torch_step: Callable[[], float]
+) -> tuple[dict[str, float], tuple[int, float], tuple[int, float]]:
+    """Train ours, then torch, each alone for the same minutes; ours is evaluated right away.
+    Returns (our metrics, (our steps, seconds), (torch steps, seconds))."""
+    with one_blas_thread_if_fast():  # as Trainer.fit does
+        ours_run = run_for(args.minutes * 60, trainer.train_step)
+    ours = task.evaluate()
+    return ours, ours_run, run_for(args.minutes * 60, torch_step)
+
+
 def charlm(args: argparse.Namespace) -> dict:
     task = CharLMTask(hidden_size=args.hidden, batch_size=32, bptt=64, seed=args.seed)
     trainer = Trainer(task, Adam(task.model, lr=args.lr), None,
@@ -75,18 +97,12 @@ def charlm(args: argparse.Namespace) -> dict:
         loss = torch.nn.functional.cross_entropy(
             logits.reshape(-1, logits.shape[-1]), window[1:].reshape(-1)
         )
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        torch_update(model, optimizer, loss)
         carried = tuple(s.detach() for s in state)
         position += 64
         return loss.item()
 
-    with one_blas_thread_if_fast():  # as Trainer.fit does
-        ours_steps, ours_s = run_for(args.minutes * 60, trainer.train_step)
-    ours = task.evaluate()
-    theirs_steps, theirs_s = run_for(args.minutes * 60, torch_step)
+    ours, (ours_steps, ours_s), (theirs_steps, theirs_s) = race(args, task, trainer, torch_step)
     with torch.no_grad():
         total, count, state = 0.0, 0, None
         val = torch.tensor(task.val_streams)
@@ -125,16 +141,10 @@ def adding(args: argparse.Namespace) -> dict:
     def torch_step() -> float:
         x, y = adding_batch(data, 64, args.T)
         loss = torch.nn.functional.mse_loss(model(torch.tensor(x)), torch.tensor(y))
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        torch_update(model, optimizer, loss)
         return loss.item()
 
-    with one_blas_thread_if_fast():  # as Trainer.fit does
-        ours_steps, ours_s = run_for(args.minutes * 60, trainer.train_step)
-    ours = task.evaluate()
-    theirs_steps, theirs_s = run_for(args.minutes * 60, torch_step)
+    ours, (ours_steps, ours_s), (theirs_steps, theirs_s) = race(args, task, trainer, torch_step)
     with torch.no_grad():
         theirs = torch.nn.functional.mse_loss(
             model(torch.tensor(task.eval_x)), torch.tensor(task.eval_y)
