@@ -22,6 +22,7 @@ demo: env
 lint: env-test
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/python -m pytest

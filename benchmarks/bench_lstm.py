@@ -3,14 +3,14 @@ and onnxruntime, one process, same float32 inputs, same thread counts.
 
     python benchmarks/bench_lstm.py --threads 1 2 --json out.json [--markdown out.md]
 
-The same as `numpy-lstm bench`; the harness lives in :mod:`numpy_lstm.bench`.
+The same as `numpy-lstm bench`; the harness lives in :mod:`numpy_lstm.cli.bench`.
 """
 
 from __future__ import annotations
 
 import sys
 
-from numpy_lstm.bench import main
+from numpy_lstm.cli.bench import main
 
 if __name__ == "__main__":
     sys.exit(main())

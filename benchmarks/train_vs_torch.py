@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from numpy_lstm.optim import Adam
 from numpy_lstm.tasks import AddingTask, CharLMTask
 from numpy_lstm.tasks.synthetic import adding_batch
 from numpy_lstm.train import Trainer, TrainerConfig, one_blas_thread_if_fast
+from numpy_lstm.train.optim import Adam
 
 
 class TorchCharLM(torch.nn.Module):

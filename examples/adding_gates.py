@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 
 import numpy_lstm
-from numpy_lstm.optim import Adam
-from numpy_lstm.report.figures import gate_heatmaps
+from numpy_lstm.inspect.figures import gate_heatmaps
 from numpy_lstm.tasks import AddingTask
 from numpy_lstm.tasks.synthetic import adding_gate_evidence
 from numpy_lstm.train import Trainer, TrainerConfig
+from numpy_lstm.train.optim import Adam
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "adding_gates.png"
 

@@ -1,4 +1,4 @@
-"""`numpy-lstm bench` (numpy_lstm.bench) runs end to end on tiny shapes and reports honestly:
+"""`numpy-lstm bench` (numpy_lstm.cli.bench) runs end to end on tiny shapes and reports honestly:
 every implementation timed, the fast path really used for "ours" and the reference for
 "reference", GEMM bounds and ratios computed from the same numbers."""
 
@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from numpy_lstm import bench, cli, kernels
+from numpy_lstm import cli, kernels
+from numpy_lstm.cli import bench
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("threadpoolctl")

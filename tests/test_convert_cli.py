@@ -1,4 +1,4 @@
-"""`numpy-lstm convert` and numpy_lstm.interop.convert: every format in and out, checked by
+"""`numpy-lstm convert` and numpy_lstm.io.convert: every format in and out, checked by
 running the written file in its own library (torch, onnxruntime, Keras); torch files are read
 with weights_only=True only; unsupported models and files fail with a reason and write
 nothing; and `import numpy_lstm` loads none of the optional libraries."""
@@ -19,9 +19,9 @@ import torch
 
 import numpy_lstm
 from numpy_lstm.cli import main
-from numpy_lstm.interop import convert
-from numpy_lstm.models import SequenceModel
-from numpy_lstm.serialization import load_model, save_model
+from numpy_lstm.io import convert
+from numpy_lstm.io.native import load_model, save_model
+from numpy_lstm.nn.models import SequenceModel
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept:DeprecationWarning")
@@ -52,8 +52,8 @@ def convert_fails(capsys, *args: object) -> str:
 
 def test_importing_numpy_lstm_loads_no_optional_library() -> None:
     code = (
-        "import sys, numpy_lstm, numpy_lstm.interop, numpy_lstm.models, numpy_lstm.cli, "
-        "numpy_lstm.serialization, numpy_lstm.interop.convert; "
+        "import sys, numpy_lstm, numpy_lstm.interop, numpy_lstm.nn.models, numpy_lstm.cli, "
+        "numpy_lstm.io.native, numpy_lstm.io.convert; "
         "print(sorted(m for m in ('torch', 'onnx', 'onnxruntime', 'keras', 'h5py') "
         "if m in sys.modules))"
     )
@@ -147,7 +147,8 @@ def test_unsupported_conversions_fail_with_a_reason(capsys, tmp_path, rng) -> No
 
 
 def test_a_missing_library_names_its_extra(tmp_path, monkeypatch, model) -> None:
-    monkeypatch.delitem(sys.modules, "numpy_lstm.interop.onnx", raising=False)
+    for name in [m for m in sys.modules if m.startswith("numpy_lstm.io.onnx")]:
+        monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "onnx", None)  # as if not installed
     with pytest.raises(ImportError, match=r"pip install 'numpy-lstm\[onnx\]'"):
         convert.save(model, tmp_path / "m.onnx")

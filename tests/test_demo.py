@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from numpy_lstm.cli import main
-from numpy_lstm.demo import DemoSettings, run
-from numpy_lstm.serialization import load_tensors
+from numpy_lstm.cli.demo import DemoSettings, run
+from numpy_lstm.io.native import load_tensors
 from numpy_lstm.tasks.charlm import load_for_sampling
 
 TINY = {"minutes": 0.1, "hidden_size": 24, "passage_chars": 300}

@@ -14,8 +14,8 @@ import torch
 import numpy_lstm
 from conftest import to_torch
 from numpy_lstm.cli import main
-from numpy_lstm.demo_adding import AddingModel, adding_batch, run_demo, trace
-from numpy_lstm.losses import mse_loss
+from numpy_lstm.cli.demo_adding import AddingModel, adding_batch, run_demo, trace
+from numpy_lstm.train.losses import mse_loss
 
 
 def test_adding_batch_follows_the_task_definition() -> None:

@@ -7,10 +7,10 @@ import io
 import numpy as np
 
 import numpy_lstm
-from numpy_lstm.optim import Adam
 from numpy_lstm.tasks import AddingTask
 from numpy_lstm.tasks.synthetic import adding_gate_evidence
 from numpy_lstm.train import Trainer, TrainerConfig
+from numpy_lstm.train.optim import Adam
 
 
 def test_adding_problem_units_filter_the_marked_values_and_keep_them() -> None:

@@ -15,7 +15,7 @@ import pytest
 
 import numpy_lstm
 from numpy_lstm.cli import main
-from numpy_lstm.report.explorer import (
+from numpy_lstm.inspect.explorer import (
     encode_plane,
     narrated_numbers,
     page_data,

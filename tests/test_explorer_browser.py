@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 import numpy_lstm
-from numpy_lstm.report import rank_units, text_features, write_explorer
+from numpy_lstm.inspect import rank_units, text_features, write_explorer
 from numpy_lstm.tasks.charlm import CharLM, Vocabulary, default_corpus
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")

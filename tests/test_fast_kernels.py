@@ -1,6 +1,6 @@
-"""The compiled fast path (numpy_lstm.fast) computes what the pure-NumPy reference computes.
+"""The compiled fast path (numpy_lstm.kernels) computes what the pure-NumPy reference computes.
 
-Oracle: the reference path itself (numpy_lstm.sequence), run through the same LSTM layer with
+Oracle: the reference path itself (numpy_lstm.core.sequence), run through the same LSTM layer with
 `kernels.use_fast(False)` — which the rest of the suite holds to torch and finite differences.
 Also: the dispatch picks the fast path exactly when it should, and without numba (or with it
 switched off) everything still works and gives the same numbers.
@@ -24,11 +24,11 @@ from hypothesis import strategies as st
 import numpy_lstm
 from conftest import TOLERANCE
 from numpy_lstm import kernels
-from numpy_lstm.cell import LSTMWeights
-from numpy_lstm.sequence import SequenceCache, lstm_backward, lstm_forward
+from numpy_lstm.core.cell import LSTMWeights
+from numpy_lstm.core.sequence import SequenceCache, lstm_backward, lstm_forward
 
 numba = pytest.importorskip("numba", reason="the fast path needs numba (the `fast` extra)")
-from numpy_lstm.fast import sequence as fast_sequence  # noqa: E402 — needs numba
+from numpy_lstm.kernels import numba_driver as fast_sequence  # noqa: E402 — needs numba
 
 pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported")
 
@@ -181,9 +181,12 @@ def test_rows_split_over_threads_give_the_same_numbers(rng, dtype, proj_size, mo
     mask[:, 0] = True
     single = run_layer(lstm, x, None, d_out, None, mask=mask)
     monkeypatch.setattr(fast_sequence, "MIN_WORK_PER_THREAD", 1)
-    monkeypatch.setattr(numpy_lstm.fast, "_threads", 3)
-    assert fast_sequence.row_chunks(B, 1) == [(0, 4), (4, 8), (8, 14)]
-    split = run_layer(lstm, x, None, d_out, None, mask=mask)
+    previous = numpy_lstm.kernels.set_num_threads(3)
+    try:
+        assert fast_sequence.row_chunks(B, 1) == [(0, 4), (4, 8), (8, 14)]
+        split = run_layer(lstm, x, None, d_out, None, mask=mask)
+    finally:
+        numpy_lstm.kernels.set_num_threads(previous)
     assert lstm._cache.caches[0].chunks == [(0, 4), (4, 8), (8, 14)]
     assert_same(split, single, dtype)
 
@@ -253,7 +256,7 @@ def test_the_switch_and_its_context_manager(rng) -> None:
 
 def test_thread_limit_is_checked() -> None:
     with pytest.raises(ValueError, match="positive integer"):
-        numpy_lstm.fast.set_num_threads(0)
+        numpy_lstm.kernels.set_num_threads(0)
 
 
 # -- without numba -----------------------------------------------------------------------------

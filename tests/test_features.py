@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import numpy_lstm
-from numpy_lstm.report.features import best_units, correlations, rank_units, text_features
+from numpy_lstm.inspect.features import best_units, correlations, rank_units, text_features
 
 
 def test_inside_quotes_counts_the_opening_quote_in_and_the_closing_quote_out() -> None:

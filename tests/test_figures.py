@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import numpy_lstm
-from numpy_lstm.report import figures
+from numpy_lstm.inspect import figures
 
 
 @pytest.fixture

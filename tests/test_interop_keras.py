@@ -1,4 +1,4 @@
-"""Keras 3 ⇄ numpy-lstm (numpy_lstm.interop.keras), verified against Keras itself (torch
+"""Keras 3 ⇄ numpy-lstm (numpy_lstm.io.keras), verified against Keras itself (torch
 backend): return_sequences / return_state outputs, Bidirectional, stacks with Dropout and a
 Dense head, masking semantics, unit_forget_bias, files, and clear refusals."""
 
@@ -16,8 +16,8 @@ import keras
 
 import numpy_lstm
 from conftest import GATE_OFFSETS, GATE_SCALES
-from numpy_lstm.interop.keras import from_keras, load_keras, save_keras, to_keras
-from numpy_lstm.models import SequenceModel
+from numpy_lstm.io.keras import from_keras, load_keras, save_keras, to_keras
+from numpy_lstm.nn.models import SequenceModel
 
 # Keras-side noise: numpy 2's copy-keyword notice, and a misleading "Sequential does not support
 # masking" — it does pass the mask on (test_to_keras_computes_what_we_compute checks it matters).

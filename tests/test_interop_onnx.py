@@ -1,4 +1,4 @@
-"""ONNX ⇄ numpy-lstm (numpy_lstm.interop.onnx): exported graphs pass onnx.checker and compute
+"""ONNX ⇄ numpy-lstm (numpy_lstm.io.onnx): exported graphs pass onnx.checker and compute
 in ONNX Runtime what we compute — dynamic batch and sequence axes, sequence_lens, stacks,
 bidirectional, heads, peepholes, CIFG, clip, activations; graphs built here from the ONNX spec
 import into models that agree with onnxruntime and onnx.reference; the rest is refused."""
@@ -13,8 +13,8 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 import numpy_lstm
-from numpy_lstm.interop.onnx import export_onnx, import_onnx
-from numpy_lstm.models import SequenceModel
+from numpy_lstm.io.onnx import export_onnx, import_onnx
+from numpy_lstm.nn.models import SequenceModel
 
 I, H = 3, 4
 ATOL = 1e-5

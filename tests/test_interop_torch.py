@@ -1,4 +1,4 @@
-"""PyTorch ⇄ numpy-lstm (numpy_lstm.interop.torch): modules and state dicts convert exactly, the
+"""PyTorch ⇄ numpy-lstm (numpy_lstm.io.torch): modules and state dicts convert exactly, the
 converted models compute torch's outputs and gradients, and training continues in torch from
 where numpy-lstm stopped, step for step."""
 
@@ -13,14 +13,14 @@ from torch import nn
 
 import numpy_lstm
 from conftest import TOLERANCE, assert_matches, distinct_gate_lstm_state, load_into_torch
-from numpy_lstm.interop.torch import (
+from numpy_lstm.io.torch import (
     TorchSequenceModel,
     from_torch,
     model_from_state_dict,
     to_torch,
 )
-from numpy_lstm.losses import mse_loss
-from numpy_lstm.models import SequenceModel
+from numpy_lstm.nn.models import SequenceModel
+from numpy_lstm.train.losses import mse_loss
 
 T, B, I, H = 6, 3, 4, 5
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import TORCH_DTYPE, to_torch
-from numpy_lstm.losses import mse_loss
+from numpy_lstm.train.losses import mse_loss
 
 TOL = {np.float32: dict(rtol=1e-6, atol=1e-7), np.float64: dict(rtol=1e-13, atol=1e-15)}
 

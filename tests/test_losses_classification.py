@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import to_torch
-from numpy_lstm.losses import bce_with_logits, cross_entropy
+from numpy_lstm.train.losses import bce_with_logits, cross_entropy
 
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-14)}
 

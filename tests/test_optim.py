@@ -11,7 +11,7 @@ import torch
 
 from conftest import to_torch
 from numpy_lstm import LSTM, Linear, Module
-from numpy_lstm.optim import Adam
+from numpy_lstm.train.optim import Adam
 
 TOL = {np.float32: dict(rtol=0, atol=1e-6), np.float64: dict(rtol=0, atol=1e-12)}
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from conftest import to_torch
-from numpy_lstm.optim import SGD, AdamW, RMSprop, clip_grad_norm
-from numpy_lstm.schedules import CosineLR, StepLR
+from numpy_lstm.train.optim import SGD, AdamW, RMSprop, clip_grad_norm
+from numpy_lstm.train.schedules import CosineLR, StepLR
 from test_optim import TinyModel, random_grads, run_both, set_grads
 
 # torch warns when a scheduler steps without optimizer steps; here only the lr values matter.

@@ -1,4 +1,4 @@
-"""The native format (numpy_lstm.serialization): safetensors files that the reference
+"""The native format (numpy_lstm.io.native): safetensors files that the reference
 `safetensors` package reads and writes, with the architecture in the header; loading validates
 every field and refuses tampered or malformed files; writes are atomic."""
 
@@ -12,8 +12,8 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 import numpy_lstm
-from numpy_lstm.models import SequenceModel
-from numpy_lstm.serialization import atomic_path, load_model, model_metadata, save_model
+from numpy_lstm.io.native import atomic_path, load_model, model_metadata, save_model
+from numpy_lstm.nn.models import SequenceModel
 
 I, H = 3, 4
 

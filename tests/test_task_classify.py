@@ -16,10 +16,10 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from conftest import assert_resume_is_bit_exact
-from numpy_lstm.optim import Adam, AdamW
 from numpy_lstm.tasks import DigitsTask, SequenceClassificationTask, build_task
 from numpy_lstm.tasks.classify import crop, load_digit_rows, split_indices
 from numpy_lstm.train import Trainer, TrainerConfig
+from numpy_lstm.train.optim import Adam, AdamW
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,6 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from conftest import assert_resume_is_bit_exact
-from numpy_lstm.optim import Adam, AdamW
 from numpy_lstm.tasks import ForecastTask, build_task
 from numpy_lstm.tasks.forecast import (
     AIRLINE_CSV,
@@ -25,6 +24,7 @@ from numpy_lstm.tasks.forecast import (
     rmse,
 )
 from numpy_lstm.train import Trainer, TrainerConfig
+from numpy_lstm.train.optim import Adam, AdamW
 
 
 @pytest.fixture(autouse=True)

@@ -68,7 +68,7 @@ def test_trace_records_the_gates_torch_computes_in_both_directions(
 
 
 def test_recording_is_only_on_request(rng: np.random.Generator) -> None:
-    from numpy_lstm.sequence import lstm_forward
+    from numpy_lstm.core.sequence import lstm_forward
 
     w = numpy_lstm.LSTM(I, H, dtype=np.float64, rng=rng).layer_weights()
     x, zeros = rng.standard_normal((T, B, I)), np.zeros((B, H))

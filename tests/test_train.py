@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from conftest import assert_resume_is_bit_exact
-from numpy_lstm.optim import Adam, AdamW
-from numpy_lstm.serialization import load_tensors, save_tensors
+from numpy_lstm.io.native import load_tensors, save_tensors
 from numpy_lstm.tasks import AddingTask, CharLMTask, CopyTask, Task
 from numpy_lstm.tasks.charlm import Vocabulary, sample
 from numpy_lstm.train import NonFiniteError, Trainer, TrainerConfig
+from numpy_lstm.train.optim import Adam, AdamW
 
 TEXT = (
     "It was the best of times, it was the worst of times — ça va, naïve café.\n"

@@ -16,7 +16,7 @@ from onnx.reference import ReferenceEvaluator
 
 import numpy_lstm
 from conftest import assert_lstm_gradients_match
-from numpy_lstm.variants import layer_norm, layer_norm_backward
+from numpy_lstm.core.variants import layer_norm, layer_norm_backward
 
 MAX_RELATIVE_ERROR = 1e-6
 T, B, I, H = 5, 3, 3, 4

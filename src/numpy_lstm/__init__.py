@@ -4,11 +4,11 @@ Gate vocabulary (PyTorch order i, f, g, o): the Filter (input gate i), the Erase
 the Writer (candidate g) and the Presenter (output gate o).
 """
 
-from .cell import GATE_ROLES, GATES, LSTMWeights, sigmoid
-from .layers import Embedding, Linear, LSTMCell
-from .lstm import LSTM
-from .module import Module
-from .trace import Trace, trace
+from .core.cell import GATE_ROLES, GATES, LSTMWeights, sigmoid
+from .inspect.trace import Trace, trace
+from .nn.layers import Embedding, Linear, LSTMCell
+from .nn.lstm import LSTM
+from .nn.module import Module
 
 __version__ = "0.1.0"
 

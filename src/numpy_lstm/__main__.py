@@ -1,5 +1,5 @@
 """`python -m numpy_lstm …` runs the same command line as `numpy-lstm …`."""
 
-from .cli import main
+from .cli.main import main
 
 raise SystemExit(main())

@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from ..layers import Embedding, Linear, State
-from ..losses import cross_entropy, log_softmax
-from ..lstm import LSTM
-from ..module import Module
-from .base import Arrays, CarriedState, Task
+from ..nn.layers import Embedding, Linear, State
+from ..nn.lstm import LSTM
+from ..nn.module import Module
+from ..train.losses import cross_entropy, log_softmax
+from ..train.task import Arrays, Task
 
 
 def default_corpus() -> str:
@@ -31,6 +31,23 @@ def default_corpus() -> str:
     from pydoc_data.topics import topics
 
     return "\n\n".join(topics[key] for key in sorted(topics))
+
+
+class CarriedState:
+    """The LSTM state carried between consecutive chunks of a stream (truncated BPTT):
+    gradients stop at the chunk boundary, values flow on."""
+
+    def __init__(self) -> None:
+        self.value: State | None = None
+
+    def arrays(self) -> Arrays:
+        return (
+            {} if self.value is None else {"carried.h": self.value[0], "carried.c": self.value[1]}
+        )
+
+    def load(self, arrays: Arrays) -> None:
+        has = "carried.h" in arrays
+        self.value = (arrays["carried.h"].copy(), arrays["carried.c"].copy()) if has else None
 
 
 class Vocabulary:
@@ -185,7 +202,7 @@ class CharLMTask(Task):
 
 def load_for_sampling(path: str | Path) -> tuple[CharLM, Vocabulary]:
     """The model and vocabulary of a char-LM checkpoint (the training text is not needed)."""
-    from ..checkpoint import read_checkpoint
+    from ..train.checkpoint import read_checkpoint
 
     saved = read_checkpoint(path)
     task = saved.meta["task"]

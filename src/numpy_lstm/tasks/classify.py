@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from ..layers import Linear
-from ..losses import cross_entropy
-from ..lstm import LSTM
-from .base import SequenceToOne, Task
+from ..nn.layers import Linear
+from ..nn.lstm import LSTM
+from ..nn.models import SequenceToOne
+from ..train.losses import cross_entropy
+from ..train.task import Task
 
 DIGITS_HINT = "DigitsTask needs scikit-learn: pip install numpy-lstm[digits]"
 MIN_ROWS = 4  # random_crop keeps at least the top half of a digit

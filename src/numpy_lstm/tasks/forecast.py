@@ -26,12 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from ..layers import Linear
-from ..losses import mse_loss
-from ..lstm import LSTM
-from .base import SequenceToOne, Task
+from ..nn.layers import Linear
+from ..nn.lstm import LSTM
+from ..nn.models import SequenceToOne
+from ..train.losses import mse_loss
+from ..train.task import Task
 
-AIRLINE_CSV = Path(__file__).resolve().parent.parent / "data" / "airline_passengers.csv"
+AIRLINE_CSV = Path(__file__).resolve().parent / "data" / "airline_passengers.csv"
 AIRLINE_COLUMN, AIRLINE_PERIOD = "passengers", 12
 
 

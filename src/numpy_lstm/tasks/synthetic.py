@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from ..layers import Linear
-from ..losses import cross_entropy, mse_loss
-from ..lstm import LSTM
-from ..module import Module
-from ..trace import Trace
-from .base import SequenceToOne, Task
+from ..inspect.trace import Trace
+from ..nn.layers import Linear
+from ..nn.lstm import LSTM
+from ..nn.models import SequenceToOne
+from ..nn.module import Module
+from ..train.losses import cross_entropy, mse_loss
+from ..train.task import Task
 
 
 def adding_batch(

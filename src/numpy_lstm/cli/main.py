@@ -1,0 +1,162 @@
+"""The `numpy-lstm` command line.
+
+Each subcommand is one `_add_<name>(subparsers)` function that declares its arguments and sets
+`handler`, a function of the parsed namespace returning the exit status; `main` only dispatches.
+Later subcommands (train, sample, explain, convert, bench) slot in as one more such function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from ..version import __version__
+from .demo_adding import DemoConfig, run_demo
+from .explore import add_explore
+from .train import add_sample, add_train
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text}")
+    return value
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    if args.task == "adding":
+        run_demo(steps=args.steps, seed=args.seed, out=sys.stdout)
+        return 0
+    from .demo import DemoSettings, run
+
+    run(DemoSettings(minutes=args.minutes, seed=args.seed, out=args.out), out=sys.stdout)
+    return 0
+
+
+def _add_demo(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="the main job: train a char-LM for a few minutes, then look inside its gates",
+        description="Train a character language model on Python's own documentation with a "
+        "progress bar and samples as they improve, then write a report folder: the gate "
+        "explorer (offline HTML), figures, a narration in the gate vocabulary — Filter (i), "
+        "Eraser (f), Writer (g), Presenter (o) — and the checkpoint. `--task adding` runs the "
+        "quick adding-problem demo instead (a per-step gate table, seconds).",
+    )
+    parser.add_argument("--task", choices=["charlm", "adding"], default="charlm")
+    parser.add_argument(
+        "--minutes", type=float, default=4.0, help="training length (default: %(default)s)"
+    )
+    parser.add_argument("--out", default="demo-report", help="report folder (default: %(default)s)")
+    parser.add_argument(
+        "--seed", type=_non_negative_int, default=0, help="random seed (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=DemoConfig.steps,
+        help="adding demo only: number of Adam steps (default: %(default)s)",
+    )
+    parser.set_defaults(handler=_run_demo)
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    from ..io.convert import load, save  # lazily: each format imports its library
+
+    options = {"batch_first": True} if args.batch_first else {}
+    export = {"with_lengths": True} if args.with_lengths else {}
+    try:
+        like = load(args.like) if args.like else None
+        model = load(args.src, args.source_format, like=like, **options)
+        save(model, args.dst, args.target_format, **export)
+    except (ValueError, TypeError, ImportError, OSError) as err:
+        print(f"numpy-lstm convert: error: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.dst}: {model!r}")
+    return 0
+
+
+def _add_convert(subparsers: argparse._SubParsersAction) -> None:
+    formats = (
+        "safetensors (native), torch (.pt/.pth state dict), keras (.keras), "
+        "keras-weights (.weights.h5), onnx"
+    )
+    parser = subparsers.add_parser(
+        "convert",
+        help="convert a model between .safetensors, torch .pt, Keras and ONNX files",
+        description="Convert a model file, exactly or not at all: a model that the target "
+        f"format cannot represent is refused with the reason. Formats: {formats}; inferred "
+        "from the extensions unless given.",
+    )
+    parser.add_argument("src", help="the model file to read")
+    parser.add_argument("dst", help="the file to write (replaced atomically)")
+    parser.add_argument("--from", dest="source_format", help="format of SRC")
+    parser.add_argument("--to", dest="target_format", help="format of DST")
+    parser.add_argument(
+        "--like", metavar="FILE", help="a model file whose architecture a .weights.h5 SRC has"
+    )
+    parser.add_argument(
+        "--batch-first", action="store_true", help="a torch state dict SRC takes (B, T, I) input"
+    )
+    parser.add_argument(
+        "--with-lengths",
+        action="store_true",
+        help="an ONNX DST takes a `lengths` input (B,) int32 (its sequence_lens)",
+    )
+    parser.set_defaults(handler=_run_convert)
+
+
+def _add_bench(subparsers: argparse._SubParsersAction) -> None:
+    from .bench import add_arguments, run_from_args  # torch, onnxruntime load only when run
+
+    parser = subparsers.add_parser(
+        "bench",
+        help="time numpy-lstm against torch.nn.LSTM and onnxruntime, side by side",
+        description="Forward (inference) and forward+backward (training) of numpy-lstm's fast "
+        "and reference paths, torch.nn.LSTM and onnxruntime on the same float32 inputs and "
+        "thread counts, in one process: median (min) ms, ratios, GFLOP/s and the fraction of "
+        "the GEMM bound. Needs the `bench` extra.",
+    )
+    add_arguments(parser)
+    parser.set_defaults(handler=run_from_args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="numpy-lstm",
+        description="An LSTM from scratch in NumPy, exact against PyTorch, every gate traceable.",
+    )
+    parser.add_argument("--version", action="version", version=f"numpy-lstm {__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for add in (add_train, add_sample, _add_demo, _add_convert, add_explore, _add_bench):
+        add(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with `argv` (default: sys.argv[1:]); return the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version and usage errors: keep main's int contract
+        return exit_.code if isinstance(exit_.code, int) else 1
+    if not hasattr(args, "handler"):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return args.handler(args)
+    except BrokenPipeError:
+        # `numpy-lstm demo | head`: the reader left early. Point stdout at devnull so the
+        # interpreter's final flush doesn't raise again (the recipe from Python's signal docs).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

@@ -1,0 +1,6 @@
+"""The equations as pure functions on arrays (NumPy only, no state, dtype kept).
+
+cell       one step: the gates i, f, g, o (Filter, Eraser, Writer, Presenter), c' and h'
+variants   the step with peepholes, CIFG, clip, other activations, layer norm
+sequence   a whole sequence forward and back through time, with masks and projection
+"""

@@ -1,0 +1,189 @@
+"""The gate explorer: one self-contained HTML page to look at what each unit of an LSTM does.
+
+    tr = numpy_lstm.trace(model.lstm, model.embedding(ids[:, None]))
+    write_explorer("explorer.html", text, tr, highlights={"inside quotes": 17})
+
+The page shows the text with every character coloured by one unit's value (the memory c, the
+output h, or one of the four gates: the "interpretable cell" view of Karpathy, Johnson & Fei-Fei
+2015), a unit and quantity picker, a hover card with all four gates and their narration, and
+units × steps heatmaps of every gate. Everything is inline — script, style and data — so the file
+works offline, from disk, in any modern browser; nothing in it points to the network.
+
+Encoding. The page stores, per step and unit, exactly the numbers that :meth:`Trace.explain`
+prints: the Filter, Eraser and Presenter in whole percent, the Writer, the memory and the output in
+hundredths. That resolution (101 or 201 levels on the gates' and Writer's ranges) is finer than a
+colour scale can show, it makes the page's narration *equal* to Python's — not merely close — and
+it is compact: one byte per gate value, two (or four) for the memory. Each integer n is stored
+sign-magnitude (2·|n| + sign) because Python prints a small negative value as "-0.00", which a
+plain integer would lose. Each quantity is one plane, unit-major (H, T) so a unit's whole text is
+contiguous, byte-shuffled and deflated (zlib: about 1.7× smaller) and base64-ed; the browser
+inflates it once with its built-in DecompressionStream into typed arrays. For 10,000 characters ×
+256 units: about 20–23 MB raw, 10 MB (random weights) to 15 MB (a trained char-LM, whose memories
+grow past ±327 and need four bytes) of HTML.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+import zlib
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .trace import Trace
+
+# key → (label, what it means); the order is the page's quantity picker.
+QUANTITIES = {
+    "c": ("memory c", "the memory after the step, coloured by tanh(c)"),
+    "h": ("output h", "what the Presenter shows: o·tanh(c), before any projection"),
+    "i": ("Filter i", "how much of the Writer's candidate is let into the memory"),
+    "f": ("Eraser f", "how much of the old memory is kept"),
+    "g": ("Writer g", "the candidate content the Filter lets in"),
+    "o": ("Presenter o", "how much of the memory is shown as output"),
+}
+MARKERS = re.compile(r"/\*STYLE\*/|/\*SCRIPT\*/|\{\{TITLE\}\}|\{\{META\}\}|\{\{PLANES\}\}")
+
+
+def narrated_numbers(
+    trace: Trace, layer: int = 0, direction: int = 0, batch: int = 0, steps: int | None = None
+) -> dict[str, np.ndarray]:
+    """The integers behind :meth:`Trace.explain`'s numbers for the first `steps` steps.
+
+    Returns "i", "f", "o" (T, H) in whole percent, "g", "c", "h" (T, H) and "c_edge" (H,) in
+    hundredths, as float64 holding integers (so a negative zero keeps its sign). "h" is the
+    narration's output o·act(c); "c_edge" is the memory before the first step the direction
+    reads (step 0 forward, step T − 1 in reverse), the one memory that no other step ends with.
+
+    Exact: explain formats 100·gate with ".0f" and the rest with "+.2f", both rounding the
+    double half-to-even, which is what np.rint does. For float32 traces 100·x is exact in
+    float64, so the integers are Python's; for the output (a product) and float64 traces a
+    difference needs a value within 1e-16 of a rounding tie.
+    """
+    record = trace.layer(layer, direction)
+    T = trace.steps if steps is None else steps
+    gate = {
+        name: trace.gate(name, layer, direction)[:T, batch].astype(np.float64) for name in "ifgo"
+    }
+    c = record.c[:T, batch].astype(np.float64)
+    output = gate["o"] * record.act_c[:T, batch].astype(np.float64)
+    edge = record.c_before[0 if direction == 0 else T - 1, batch].astype(np.float64)
+    numbers = {name: np.rint(100 * gate[name]) for name in "ifo"}
+    return numbers | {
+        "g": np.rint(gate["g"] * 100),
+        "c": np.rint(c * 100),
+        "h": np.rint(output * 100),
+        "c_edge": np.rint(edge * 100),
+    }
+
+
+def sign_magnitude(n: np.ndarray) -> np.ndarray:
+    """Integers n (float, any shape; −0.0 counts as negative) → 2·|n| + sign in the smallest
+    unsigned dtype that holds them (uint8, uint16 or uint32)."""
+    if not np.all(np.isfinite(n)):
+        raise ValueError("trace: the values are not all finite; nothing to show")
+    codes = 2 * np.abs(n) + np.signbit(n)
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if codes.size == 0 or codes.max() <= np.iinfo(dtype).max:
+            return codes.astype(dtype)
+    raise ValueError(f"trace: a value of {codes.max() / 200:.3g} is too large to show")
+
+
+def encode_plane(codes: np.ndarray) -> dict[str, str]:
+    """codes (T, H) or (T,) → {"dtype": "u1"|"u2"|"u4", "data": base64 of zlib(bytes)}: one
+    quantity, ready for the page. The bytes are unit-major (H, T), little-endian and, for wider
+    dtypes, grouped by significance — all low bytes, then the next… (a "byte shuffle": the high
+    bytes are mostly zero and compress to almost nothing; a third smaller for the memory)."""
+    unit_major = np.ascontiguousarray(codes.T).astype(codes.dtype.newbyteorder("<"))
+    shuffled = unit_major.reshape(-1).view(np.uint8).reshape(-1, codes.itemsize).T
+    packed = zlib.compress(shuffled.tobytes(), 6)
+    return {"dtype": f"u{codes.dtype.itemsize}", "data": base64.b64encode(packed).decode("ascii")}
+
+
+def page_data(
+    text: str, trace: Trace, *, layer: int = 0, direction: int = 0, batch: int = 0,
+    title: str = "", highlights: dict[str, int] | None = None, max_chars: int | None = None,
+) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:  # fmt: skip
+    """What the page needs: (meta, planes). meta is small JSON (text, sizes, labels, highlights,
+    the memory at the edge); planes maps "i", "f", "g", "o", "c", "h" and "valid" (T,) to
+    :func:`encode_plane` output. Pure: reads the trace, writes nothing."""
+    text = text if max_chars is None else text[:max_chars]
+    if not text:
+        raise ValueError("text: expected at least one character")
+    if len(text) > trace.steps:
+        raise ValueError(f"text: {len(text)} characters but the trace has {trace.steps} steps")
+    if not 0 <= batch < trace.valid.shape[1]:
+        raise ValueError(f"batch: expected 0 ≤ batch < {trace.valid.shape[1]}, got {batch}")
+    T, H = len(text), trace.lstm.hidden_size
+    highlights = dict(highlights or {})
+    for label, unit in highlights.items():
+        if not 0 <= unit < H:
+            raise ValueError(f"highlights: {label!r} → unit {unit}, expected 0 ≤ unit < {H}")
+    numbers = narrated_numbers(trace, layer, direction, batch, T)
+    planes = {key: encode_plane(sign_magnitude(numbers[key])) for key in QUANTITIES}
+    planes["valid"] = encode_plane(trace.valid[:T, batch].astype(np.uint8))
+    meta = {
+        "title": title,
+        "text": text,
+        "steps": T,
+        "units": H,
+        "layer": layer,
+        "direction": direction,
+        "layers": trace.lstm.num_layers,
+        "directions": trace.lstm.num_directions,
+        "quantities": [{"key": k, "label": v[0], "about": v[1]} for k, v in QUANTITIES.items()],
+        "highlights": [{"label": label, "unit": int(u)} for label, u in highlights.items()],
+        "c_edge": sign_magnitude(numbers["c_edge"]).astype(int).tolist(),
+    }
+    return meta, planes
+
+
+def _script_json(value: Any) -> str:
+    """JSON that is safe inside <script>: no "<" (so no "</script>") and no "//" from the
+    text that would read like a link; both are valid JSON escapes."""
+    return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c").replace("/", "\\/")
+
+
+def render_html(meta: dict[str, Any], planes: dict[str, dict[str, str]]) -> str:
+    """The page: the template with the style, the script and the data inlined."""
+    assets = files(__package__)
+    blocks = "\n".join(
+        f'<script type="application/octet-stream" id="plane-{key}" data-dtype="{p["dtype"]}">'
+        f"{p['data']}</script>"
+        for key, p in planes.items()
+    )
+    values = {
+        "/*STYLE*/": (assets / "explorer.css").read_text("utf-8"),
+        "/*SCRIPT*/": (assets / "explorer.js").read_text("utf-8"),
+        "{{TITLE}}": html.escape(meta["title"]),
+        "{{META}}": _script_json(meta),
+        "{{PLANES}}": blocks,
+    }
+    # one pass over the template, so markers inside the inserted text are left alone
+    return MARKERS.sub(
+        lambda match: values[match.group()], (assets / "explorer.html").read_text("utf-8")
+    )
+
+
+def write_explorer(
+    path: str | Path, text: str, trace: Trace, *, layer: int = 0, direction: int = 0,
+    batch: int = 0, title: str = "LSTM gate explorer", highlights: dict[str, int] | None = None,
+    max_chars: int | None = None,
+) -> Path:  # fmt: skip
+    """Write the explorer page for `text` (its character t is step t of sequence `batch` of the
+    trace) and return its path.
+
+    highlights maps a description ("inside quotes") to the unit that tracks it; the page offers
+    each as a one-click pick. max_chars keeps only the first characters (and steps).
+    """
+    meta, planes = page_data(
+        text, trace, layer=layer, direction=direction, batch=batch, title=title,
+        highlights=highlights, max_chars=max_chars,
+    )  # fmt: skip
+    path = Path(path)
+    path.write_text(render_html(meta, planes), encoding="utf-8")
+    return path

@@ -1,0 +1,294 @@
+"""The fast path's driver around the compiled loops of :mod:`numpy_lstm.kernels.numba_kernels`.
+
+Same arguments and results as :func:`numpy_lstm.sequence.lstm_forward` / `lstm_backward` for the
+options it supports (see :func:`supports`). It prepares the weights and buffers, splits the batch
+over threads (rows never interact, so each thread runs the whole sequence on its rows without
+synchronising), and forms the weight gradients, which sum over time, with one large product.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+
+from ..core.cell import LSTMWeights
+from ..core.sequence import SequenceGrads
+from ..core.variants import CellVariant
+from . import numba_kernels as nk
+from .threads import get_num_threads
+
+# A thread costs ~0.1 ms per call (measured: 2 threads lose at T=20, B=8, H=64 — 5M
+# multiply-adds — and win 1.2× at T=100): it gets at least this many multiply-adds.
+MIN_WORK_PER_THREAD = 1 << 22
+MIN_ROWS_PER_THREAD = 4  # the matmul's register block: split on multiples of 4 rows
+SPARE_BYTES = 256 << 20  # at most this much memory is kept for reuse (see Spares)
+ALIGN = 64  # bytes: a cache line, and an AVX-512 vector
+
+
+def empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """np.empty aligned to a cache line: a vector load then never straddles two lines. NumPy's
+    own arrays start 16 bytes into a line, which costs ~20% on the L2-bound B=1 products."""
+    size = int(np.prod(shape)) * dtype.itemsize
+    raw = np.empty(size + ALIGN, np.uint8)
+    start = -raw.ctypes.data % ALIGN
+    return raw[start : start + size].view(dtype).reshape(shape)
+
+
+class Spares:
+    """Large arrays of finished calls, kept for the next call that needs the same shape.
+
+    A new array costs a page fault per 4 KiB page at first touch (the OS zero-fills it): about
+    a quarter of a forward pass at B=32, and more with two threads, which fault in parallel.
+    Arrays come back when their owner is done: the backward's scratch at its end, a cache's
+    buffers when the cache is garbage (see :func:`forward`).
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self._free: dict[tuple[tuple[int, ...], np.dtype], list[np.ndarray]] = {}
+        self._bytes, self._max_bytes = 0, max_bytes
+        self._lock = threading.Lock()  # cache finalizers may run on any thread
+
+    def take(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """An uninitialised array, recycled if one of this shape and dtype is spare."""
+        with self._lock:
+            free = self._free.get((shape, dtype))
+            if free:
+                array = free.pop()
+                self._bytes -= array.nbytes
+                return array
+        return empty(shape, dtype)
+
+    def give(self, *arrays: np.ndarray) -> None:
+        """Keep these for reuse (while within the budget); the caller must not use them again."""
+        with self._lock:
+            for array in arrays:
+                if array.size and self._bytes + array.nbytes <= self._max_bytes:
+                    self._free.setdefault((array.shape, array.dtype), []).append(array)
+                    self._bytes += array.nbytes
+
+
+spares = Spares(SPARE_BYTES)
+_executor: ThreadPoolExecutor | None = None
+_executor_threads = 0
+_blas: Any = None  # a threadpoolctl controller, made on first use (False: not installed)
+
+
+def row_chunks(B: int, work_per_row: int) -> list[tuple[int, int]]:
+    """The batch rows [0, B) split into one range per thread, on multiples of 4 rows; a single
+    range when one thread is faster. work_per_row: multiply-adds per row for the sequence."""
+    n = min(get_num_threads(), B // MIN_ROWS_PER_THREAD, B * work_per_row // MIN_WORK_PER_THREAD)
+    if n <= 1:
+        return [(0, B)]
+    blocks = -(-B // 4)  # split whole 4-row blocks as evenly as possible
+    bounds = [min(B, 4 * (k * blocks // n)) for k in range(n)] + [B]
+    return list(pairwise(bounds))
+
+
+def _run(kernel: Any, chunks: list[tuple[int, int]], *args: Any) -> None:
+    """kernel(*args, r0, r1) for every row range: all but the first on pool threads (the
+    kernels release the GIL), the first on this one."""
+    global _executor, _executor_threads
+    if len(chunks) == 1:
+        kernel(*args, *chunks[0])
+        return
+    if _executor_threads < len(chunks) - 1:  # grow the pool (its threads sleep when idle)
+        if _executor is not None:
+            _executor.shutdown(wait=False)
+        _executor_threads = len(chunks) - 1
+        _executor = ThreadPoolExecutor(_executor_threads, thread_name_prefix="numpy_lstm")
+    futures = [_executor.submit(kernel, *args, r0, r1) for r0, r1 in chunks[1:]]
+    kernel(*args, *chunks[0])
+    for future in futures:
+        future.result()
+
+
+def _one_blas_thread() -> AbstractContextManager:
+    """BLAS limited to one thread while our threads each run a product. Left to its own
+    threads, OpenBLAS keeps them spinning for ~0.1 s after every call, each taking a core from
+    our kernels: measured, a two-thread forward right after one ran no faster than one thread."""
+    global _blas
+    if _blas is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _blas = ThreadpoolController()
+        except ImportError:
+            _blas = False
+    return _blas.limit(limits=1, user_api="blas") if _blas else nullcontext()
+
+
+def supports(x: np.ndarray, w: LSTMWeights, options: dict[str, Any]) -> bool:
+    """Whether the fast kernels cover this call: the plain cell with optional mask, reverse,
+    carried outputs and projection, float32 or float64, no recording. Everything else uses the
+    reference."""
+    known = {"mask", "reverse", "carry_output", "variant", "recurrent_keep", "zoneout", "record"}
+    variant = options.get("variant")
+    plain_weights = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+    return (
+        x.dtype in (np.float32, np.float64)
+        and set(options) <= known
+        and (variant is None or (isinstance(variant, CellVariant) and variant.is_plain))
+        and options.get("recurrent_keep") is None
+        and options.get("zoneout") is None
+        and not options.get("record")  # per-step pre-activations: only the reference keeps them
+        and all(getattr(w, name) is None for name in w._fields if name not in plain_weights)
+    )
+
+
+def _prepare(w: LSTMWeights, dtype: np.dtype, transposed: bool) -> nk.Weights:
+    """The kernels' weights, aligned; the transposed copies only when a case needs them."""
+    none = np.empty((0, 0), dtype)
+    H_out = w.output_size
+    w_cat = empty((w.weight_hh.shape[0], H_out + w.weight_ih.shape[1]), dtype)
+    w_cat[:, :H_out], w_cat[:, H_out:] = w.weight_hh, w.weight_ih
+    bias = w.bias()
+    bias = np.zeros(w.weight_hh.shape[0], dtype) if np.isscalar(bias) else bias
+    w_hr = none if w.weight_hr is None else _aligned_copy(w.weight_hr)
+    if not transposed:
+        return nk.Weights(w_cat, none, bias, w_hr, none)
+    w_hr_t = none if w.weight_hr is None else _aligned_copy(w.weight_hr.T)
+    return nk.Weights(w_cat, _aligned_copy(w_cat.T), bias, w_hr, w_hr_t)
+
+
+def _aligned_copy(a: np.ndarray) -> np.ndarray:
+    copy = empty(a.shape, a.dtype)
+    copy[...] = a
+    return copy
+
+
+@dataclass(frozen=True)
+class FastCache:
+    """What the fast backward needs: the arrays of :mod:`numpy_lstm.kernels.numba_kernels`, indexed
+    by time, which return to :data:`spares` when the cache is garbage. `h`, `c` and `gates` are
+    copies laid out like :class:`numpy_lstm.sequence.SequenceCache`'s (processing order, initial
+    state at index 0); the gates of masked steps are not computed."""
+
+    hx: np.ndarray
+    c_t: np.ndarray
+    gates_t: np.ndarray
+    tanh_c: np.ndarray
+    shown: np.ndarray
+    mask: np.ndarray
+    weights: LSTMWeights
+    reverse: bool
+    carry_output: bool
+    chunks: list[tuple[int, int]]
+
+    @property
+    def h(self) -> np.ndarray:
+        """(T+1, B, H_out): h[0] = h0, h[s+1] = the state after the s-th step processed."""
+        h = self.hx[..., : self.weights.output_size]
+        return (h[:0:-1] if self.reverse else h[:-1]).copy()
+
+    @property
+    def c(self) -> np.ndarray:
+        """(T+1, B, H), laid out like `h`."""
+        return (self.c_t[:0:-1] if self.reverse else self.c_t[:-1]).copy()
+
+    @property
+    def gates(self) -> np.ndarray:
+        """(T, B, 4H) gate values i, f, g, o of every step, in processing order."""
+        return (self.gates_t[::-1] if self.reverse else self.gates_t).copy()
+
+
+def forward(
+    x: np.ndarray,
+    h0: np.ndarray,
+    c0: np.ndarray,
+    w: LSTMWeights,
+    *,
+    mask: np.ndarray | None = None,
+    reverse: bool = False,
+    carry_output: bool = False,
+    **unused: Any,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, FastCache]:
+    """:func:`numpy_lstm.sequence.lstm_forward` for the options of :func:`supports`."""
+    dtype = x.dtype
+    T, B, I = x.shape
+    H, H_out = w.hidden_size, w.output_size
+    hx = spares.take((T + 2, B, H_out + I), dtype)
+    inputs = hx[2:] if reverse else hx[:T]  # x_t sits next to the state that step t reads
+    inputs[..., H_out:] = x
+    if mask is None:
+        mask = np.empty((0, 0), dtype=bool)
+    else:  # padding may hold anything, NaN included: it must not reach the math
+        mask = np.ascontiguousarray(mask)
+        inputs[~mask, H_out:] = 0
+    c = spares.take((T + 2, B, H), dtype)
+    first = T + 1 if reverse else 0
+    hx[first, :, :H_out], c[first] = h0, c0
+    gates = spares.take((T, B, 4 * H), dtype)
+    tanh_c = spares.take((T, B, H), dtype)
+    shown = spares.take((T, B, H) if w.weight_hr is not None else (0, 0, 0), dtype)
+    out = np.empty((T, B, H_out), dtype)  # the caller's: never recycled
+    chunks = row_chunks(B, T * 4 * H * (I + H_out))
+    prepared = _prepare(w, dtype, transposed=B % 4 != 0)  # odd rows take the vector path
+    half = dtype.type(0.5)
+    args = (prepared, mask, carry_output, reverse, hx, c, gates, tanh_c, shown, out)
+    _run(lambda *a: nk.forward_rows(*a, half), chunks, *args)
+    last = 1 if reverse else T
+    cache = FastCache(hx, c, gates, tanh_c, shown, mask, w, reverse, carry_output, chunks)
+    weakref.finalize(cache, spares.give, hx, c, gates, tanh_c, shown)
+    return out, hx[last, :, :H_out].copy(), c[last].copy(), cache
+
+
+def backward(
+    d_out: np.ndarray | None,
+    dh_n: np.ndarray | None,
+    dc_n: np.ndarray | None,
+    cache: FastCache,
+) -> SequenceGrads:
+    """:func:`numpy_lstm.sequence.lstm_backward` for a :class:`FastCache`."""
+    w, hx = cache.weights, cache.hx
+    dtype = hx.dtype
+    T, B = cache.gates_t.shape[:2]
+    H, H_out = w.hidden_size, w.output_size
+    I = hx.shape[2] - H_out
+    P = 0 if w.weight_hr is None else H_out
+    dh = np.zeros((B, H_out), dtype) if dh_n is None else np.array(dh_n, dtype, order="C")
+    dc = np.zeros((B, H), dtype) if dc_n is None else np.array(dc_n, dtype, order="C")
+    d_out = np.empty((0, 0, 0), dtype) if d_out is None else np.ascontiguousarray(d_out, dtype)
+    dx = np.empty((T, B, I), dtype)
+    dz = spares.take((T, B, 4 * H), dtype)
+    d_proj = spares.take((T, B, P) if P else (0, 0, 0), dtype)
+    d_shown = spares.take((B, H) if P else (0, 0), dtype)
+    d_hx = spares.take((B, H_out + I), dtype)
+    prepared = _prepare(w, dtype, transposed=B >= 4)  # 4-row blocks read the transposes here
+    half = dtype.type(0.5)
+    args = (d_out, prepared, cache.mask, cache.carry_output, cache.reverse, cache.c_t)
+    args += (cache.gates_t, cache.tanh_c, dh, dc, dz, dx, d_proj, d_shown, d_hx)
+    _run(lambda *a: nk.backward_rows(*a, half), cache.chunks, *args)
+    # The weight gradients sum over time: one large product over all T·B rows, its rows split
+    # over our threads like the batch was.
+    dz_flat = dz.reshape(T * B, 4 * H)
+    hx_flat = (hx[2:] if cache.reverse else hx[:T]).reshape(T * B, H_out + I)
+    dw = np.empty((4 * H, H_out + I), dtype)
+    d_hr = None if not P else np.empty((P, H), dtype)
+
+    def weight_grads(j0: int, j1: int) -> None:  # rows [j0, j1) of dW; then of dW_hr
+        np.matmul(dz_flat[:, j0:j1].T, hx_flat, out=dw[j0:j1])
+        if d_hr is not None and j0 < P:
+            rows = slice(j0, min(j1, P))
+            np.matmul(d_proj.reshape(T * B, P)[:, rows].T, cache.shown.reshape(T * B, H),
+                      out=d_hr[rows])  # fmt: skip
+
+    n = len(cache.chunks)
+    with _one_blas_thread() if n > 1 else nullcontext():
+        _run(weight_grads, list(pairwise(k * 4 * H // n for k in range(n + 1))))
+    db = dz_flat.sum(axis=0) if w.bias_ih is not None else None
+    dweights = LSTMWeights(
+        weight_ih=np.ascontiguousarray(dw[:, H_out:]),
+        weight_hh=np.ascontiguousarray(dw[:, :H_out]),
+        bias_ih=db,
+        bias_hh=None if db is None else db.copy(),
+        weight_hr=d_hr,
+    )
+    spares.give(dz, d_proj, d_shown, d_hx)
+    return SequenceGrads(dx, dh, dc, dweights)

@@ -1,0 +1,324 @@
+"""Stateful layers with PyTorch's names, shapes and calling conventions.
+
+Each layer validates its inputs, calls the pure functions of :mod:`numpy_lstm.cell` or
+:mod:`numpy_lstm.sequence`, keeps the forward cache, and on `backward` returns the input
+gradients and accumulates the parameter gradients into `self.grads`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..core.cell import LSTMWeights, StepCache, cell_backward, cell_forward
+from .init import initial_value
+from .module import Module
+from .validation import (
+    as_float_array,
+    check_finite,
+    check_positive_int,
+    checked_input,
+    resolve_dtype,
+    resolve_rng,
+)
+
+State = tuple[np.ndarray, np.ndarray]
+OptionalState = tuple[np.ndarray | None, np.ndarray | None]
+
+
+def uniform_init(
+    rng: np.random.Generator, bound: float, shape: tuple[int, ...], dtype: np.dtype
+) -> np.ndarray:
+    """U(−bound, bound) in `dtype` (drawn in float64, then rounded once)."""
+    return rng.uniform(-bound, bound, size=shape).astype(dtype)
+
+
+def parameter_shapes(
+    input_size: int,
+    hidden_size: int,
+    *,
+    bias: bool = True,
+    proj_size: int = 0,
+    peephole: bool = False,
+    layer_norm: bool = False,
+) -> dict[str, tuple[int, ...]]:
+    """LSTMWeights field → shape of one layer-direction: torch's parameters in torch's order,
+    then the variants' (peepholes, layer-norm gains and biases)."""
+    H4, H = 4 * hidden_size, hidden_size
+    shapes: dict[str, tuple[int, ...]] = {
+        "weight_ih": (H4, input_size),
+        "weight_hh": (H4, proj_size or H),
+    }
+    if bias:
+        shapes |= {"bias_ih": (H4,), "bias_hh": (H4,)}
+    if proj_size:
+        shapes["weight_hr"] = (proj_size, H)
+    if peephole:
+        shapes["weight_peephole"] = (3, H)
+    if layer_norm:
+        for part, size in (("ih", H4), ("hh", H4), ("c", H)):
+            shapes |= {f"ln_weight_{part}": (size,), f"ln_bias_{part}": (size,)}
+    return shapes
+
+
+class RecurrentBase(Module):
+    """Shared by LSTMCell and LSTM: sizes, dtype, parameter registration, state validation."""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool, dtype: Any) -> None:
+        super().__init__()
+        self.input_size = check_positive_int("input_size", input_size)
+        self.hidden_size = check_positive_int("hidden_size", hidden_size)
+        self.bias = bool(bias)
+        self.dtype = resolve_dtype(dtype)
+        self._cache: Any = None
+
+    def _register_weights(
+        self, suffix: str, shapes: dict[str, tuple[int, ...]], rng: np.random.Generator, scheme: Any
+    ) -> LSTMWeights:
+        """Create one layer-direction's parameters (field → shape, in torch's order) and return
+        their names as an LSTMWeights (None for the fields this layer does not have)."""
+        names = {}
+        for field, shape in shapes.items():
+            names[field] = f"{field}{suffix}"
+            value = initial_value(scheme, names[field], shape, rng, self.hidden_size, self.dtype)
+            self.register_parameter(names[field], value)
+        return LSTMWeights(**{field: names.get(field) for field in LSTMWeights._fields})
+
+    def _weights(self, names: LSTMWeights) -> LSTMWeights:
+        """The current parameters (by name) as the pure functions take them."""
+        return LSTMWeights(*(None if n is None else self._params[n] for n in names))
+
+    def _accumulate_weights(self, names: LSTMWeights, dweights: LSTMWeights) -> None:
+        self._accumulate({n: g for n, g in zip(names, dweights, strict=True) if n is not None})
+
+    def _state(self, hx: Any, h_shape: tuple[int, ...], c_shape: tuple[int, ...]) -> State:
+        """Validate an optional (h0, c0) pair of the given shapes; None → zeros."""
+        if hx is None:
+            return np.zeros(h_shape, dtype=self.dtype), np.zeros(c_shape, dtype=self.dtype)
+        if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+            raise TypeError(f"hx: expected a tuple (h0, c0), got {type(hx).__name__}")
+        return (
+            checked_input("h0", hx[0], self.dtype, h_shape),
+            checked_input("c0", hx[1], self.dtype, c_shape),
+        )
+
+    def _grad_state(
+        self, d_state: Any, h_shape: tuple[int, ...], c_shape: tuple[int, ...]
+    ) -> OptionalState:
+        """Validate an optional (dh, dc) pair; either part may be None."""
+        if d_state is None:
+            return None, None
+        if not isinstance(d_state, (tuple, list)) or len(d_state) != 2:
+            raise TypeError(f"d_state: expected a tuple (dh, dc), got {type(d_state).__name__}")
+        dh, dc = d_state
+        return (
+            None if dh is None else checked_input("dh_n", dh, self.dtype, h_shape),
+            None if dc is None else checked_input("dc_n", dc, self.dtype, c_shape),
+        )
+
+    def _require_cache(self) -> Any:
+        if self._cache is None:
+            raise ValueError(
+                f"{type(self).__name__}.backward() called before forward(): "
+                "there is no forward pass to differentiate"
+            )
+        return self._cache
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()}, dtype={self.dtype.name})"
+
+
+@dataclass(frozen=True)
+class _CellCall:
+    cache: StepCache
+    batched: bool
+
+
+class LSTMCell(RecurrentBase):
+    """One LSTM step, like `torch.nn.LSTMCell`.
+
+    Parameters `weight_ih` (4H, I), `weight_hh` (4H, H), `bias_ih`, `bias_hh` (4H,), gate order
+    i, f, g, o (Filter, Eraser, Writer, Presenter).
+
+    `h1, c1 = cell(x, (h0, c0))` with x (B, I) or unbatched (I,), states (B, H) or (H,).
+    `dx, (dh0, dc0) = cell.backward((dh1, dc1))` after a forward; either gradient may be None.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        *,
+        dtype: Any = np.float32,
+        rng: np.random.Generator | int | None = None,
+    ) -> None:
+        super().__init__(input_size, hidden_size, bias, dtype)
+        shapes = parameter_shapes(self.input_size, self.hidden_size, bias=self.bias)
+        self._names = self._register_weights("", shapes, resolve_rng(rng), "torch")
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments (JSON-able): `LSTMCell(**cell.config())`."""
+        return {
+            "input_size": self.input_size,
+            "hidden_size": self.hidden_size,
+            "bias": self.bias,
+            "dtype": self.dtype.name,
+        }
+
+    def forward(self, x: Any, hx: Any = None) -> State:
+        x = as_float_array("x", x, self.dtype)
+        if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
+            raise ValueError(
+                f"x: expected shape (B, {self.input_size}) or unbatched ({self.input_size},), "
+                f"got {x.shape}"
+            )
+        check_finite("x", x)
+        batched = x.ndim == 2
+        shape = (x.shape[0], self.hidden_size) if batched else (self.hidden_size,)
+        h0, c0 = self._state(hx, shape, shape)
+        if not batched:  # the math always sees a batch axis
+            x, h0, c0 = x[None], h0[None], c0[None]
+        h1, c1, cache = cell_forward(x, h0, c0, self._weights(self._names))
+        self._cache = _CellCall(cache, batched)
+        return (h1, c1) if batched else (h1[0], c1[0])
+
+    def backward(self, d_state: Any) -> tuple[np.ndarray, State]:
+        call: _CellCall = self._require_cache()
+        shape = call.cache.c_prev.shape if call.batched else (self.hidden_size,)
+        dh, dc = self._grad_state(d_state, shape, shape)
+        if not call.batched:
+            dh, dc = (None if g is None else g[None] for g in (dh, dc))
+        g = cell_backward(dh, dc, call.cache, self._weights(self._names))
+        self._accumulate_weights(self._names, g.dweights)
+        if call.batched:
+            return g.dx, (g.dh_prev, g.dc_prev)
+        return g.dx[0], (g.dh_prev[0], g.dc_prev[0])
+
+
+class Linear(Module):
+    """y = x·Wᵀ + b, like `torch.nn.Linear`: `weight` (out, in), `bias` (out,).
+
+    x (…, in) → y (…, out). Default init U(±1/√in) for both, like torch's.
+    `dx = linear.backward(dy)` after a forward; parameter gradients accumulate in `grads`.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        dtype: Any = np.float32,
+        rng: np.random.Generator | int | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_features = check_positive_int("in_features", in_features)
+        self.out_features = check_positive_int("out_features", out_features)
+        self.dtype = resolve_dtype(dtype)
+        rng = resolve_rng(rng)
+        bound = 1.0 / np.sqrt(self.in_features)
+        self.register_parameter(
+            "weight", uniform_init(rng, bound, (self.out_features, self.in_features), self.dtype)
+        )
+        if bias:
+            self.register_parameter(
+                "bias", uniform_init(rng, bound, (self.out_features,), self.dtype)
+            )
+        self._x: np.ndarray | None = None
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments (JSON-able): `Linear(**linear.config())`."""
+        return {
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "bias": "bias" in self._params,
+            "dtype": self.dtype.name,
+        }
+
+    def forward(self, x: Any) -> np.ndarray:
+        x = as_float_array("x", x, self.dtype)
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(f"x: expected shape (..., {self.in_features}), got {x.shape}")
+        check_finite("x", x)
+        self._x = x
+        y = x @ self._params["weight"].T
+        return y + self._params["bias"] if "bias" in self._params else y
+
+    def backward(self, dy: Any) -> np.ndarray:
+        if self._x is None:
+            raise ValueError("Linear.backward() called before forward()")
+        x = self._x
+        dy = checked_input("dy", dy, self.dtype, (*x.shape[:-1], self.out_features))
+        dy_flat, x_flat = dy.reshape(-1, self.out_features), x.reshape(-1, self.in_features)
+        grads = {"weight": dy_flat.T @ x_flat}
+        if "bias" in self._params:
+            grads["bias"] = dy_flat.sum(axis=0)
+        self._accumulate(grads)
+        return dy @ self._params["weight"]
+
+    def __repr__(self) -> str:
+        bias = "" if "bias" in self._params else ", bias=False"
+        return f"Linear({self.in_features}, {self.out_features}{bias}, dtype={self.dtype.name})"
+
+
+class Embedding(Module):
+    """A lookup table, like `torch.nn.Embedding`: `weight` (num_embeddings, embedding_dim),
+    initialised N(0, 1) as torch does.
+
+    idx (…) integers in [0, num_embeddings) → (…, embedding_dim). `embedding.backward(dy)`
+    scatters dy into the rows that were looked up (repeated indices add up) and returns None:
+    indices have no gradient.
+    """
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        *,
+        dtype: Any = np.float32,
+        rng: np.random.Generator | int | None = None,
+    ) -> None:
+        super().__init__()
+        self.num_embeddings = check_positive_int("num_embeddings", num_embeddings)
+        self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
+        self.dtype = resolve_dtype(dtype)
+        weight = resolve_rng(rng).standard_normal((self.num_embeddings, self.embedding_dim))
+        self.register_parameter("weight", weight.astype(self.dtype))
+        self._idx: np.ndarray | None = None
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments (JSON-able): `Embedding(**embedding.config())`."""
+        return {
+            "num_embeddings": self.num_embeddings,
+            "embedding_dim": self.embedding_dim,
+            "dtype": self.dtype.name,
+        }
+
+    def forward(self, idx: Any) -> np.ndarray:
+        idx = np.asarray(idx)
+        if idx.dtype.kind not in "iu":
+            raise TypeError(f"idx: expected integer indices, got dtype {idx.dtype}")
+        if idx.size and (idx.min() < 0 or idx.max() >= self.num_embeddings):
+            raise ValueError(
+                f"idx: indices must be in [0, {self.num_embeddings}), "
+                f"got min {idx.min()} and max {idx.max()}"
+            )
+        self._idx = idx
+        return self._params["weight"][idx]
+
+    def backward(self, dy: Any) -> None:
+        if self._idx is None:
+            raise ValueError("Embedding.backward() called before forward()")
+        dy = checked_input("dy", dy, self.dtype, (*self._idx.shape, self.embedding_dim))
+        grad = np.zeros_like(self._params["weight"])
+        np.add.at(grad, self._idx.reshape(-1), dy.reshape(-1, self.embedding_dim))
+        self._accumulate({"weight": grad})
+
+    def __repr__(self) -> str:
+        return f"Embedding({self.num_embeddings}, {self.embedding_dim}, dtype={self.dtype.name})"

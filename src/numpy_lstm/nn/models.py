@@ -1,0 +1,109 @@
+"""`SequenceModel`: an LSTM with an optional Linear head on every step — the composite that the
+native format, `numpy-lstm convert` and the PyTorch, Keras and ONNX bridges know besides the
+bare `LSTM` and `LSTMCell`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .layers import Linear, State
+from .lstm import LSTM
+from .module import Module
+
+
+class SequenceModel(Module):
+    """`y = head(lstm(x))`: the head (if any) maps every step's output, padded steps included.
+
+    `y, (h_n, c_n) = model(x, hx=None, lengths=None, mask=None)` — x, hx, lengths and mask as for
+    :class:`numpy_lstm.LSTM`; y (…, out_features), or the LSTM's output when there is no head.
+    `dx, (dh0, dc0) = model.backward(dy, d_state)` after a forward. Parameters are named
+    `lstm.*` and `head.*`, like a torch module with attributes `lstm` and `head`.
+    """
+
+    def __init__(self, lstm: LSTM, head: Linear | None = None) -> None:
+        super().__init__()
+        if not isinstance(lstm, LSTM):
+            raise TypeError(f"lstm: expected a numpy_lstm.LSTM, got {type(lstm).__name__}")
+        if head is not None:
+            if not isinstance(head, Linear):
+                raise TypeError(f"head: expected a numpy_lstm.Linear, got {type(head).__name__}")
+            width = lstm.num_directions * lstm.output_size
+            if head.in_features != width or head.dtype != lstm.dtype:
+                raise ValueError(
+                    f"head: expected Linear({width}, …) of dtype {lstm.dtype} to fit the LSTM's "
+                    f"output, got {head!r}"
+                )
+        self.lstm = lstm  # a Module value: stored as a child, so keys read `lstm.*`
+        if head is not None:
+            self._children["head"] = head
+
+    @property
+    def head(self) -> Linear | None:
+        """The Linear head, or None."""
+        return self._children.get("head")
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.lstm.dtype
+
+    def config(self) -> dict[str, Any]:
+        """JSON-able: `SequenceModel.from_config(model.config())` rebuilds the architecture."""
+        return {
+            "lstm": self.lstm.config(),
+            "head": None if self.head is None else self.head.config(),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> SequenceModel:
+        if not isinstance(config, dict) or set(config) != {"lstm", "head"}:
+            raise ValueError(f"config: expected keys ['head', 'lstm'], got {config!r}")
+        head = config["head"]
+        return cls(LSTM(**config["lstm"]), None if head is None else Linear(**head))
+
+    def forward(
+        self, x: Any, hx: Any = None, *, lengths: Any = None, mask: Any = None
+    ) -> tuple[np.ndarray, State]:
+        out, state = self.lstm(x, hx, lengths=lengths, mask=mask)
+        return (out if self.head is None else self.head(out)), state
+
+    def backward(self, dy: Any = None, d_state: Any = None) -> tuple[np.ndarray, State]:
+        d_out = dy if self.head is None or dy is None else self.head.backward(dy)
+        return self.lstm.backward(d_out, d_state)
+
+    def __repr__(self) -> str:
+        head = "" if self.head is None else f", head={self.head!r}"
+        return f"SequenceModel(lstm={self.lstm!r}{head})"
+
+
+class SequenceToOne(Module):
+    """LSTM → its final hidden state (each sequence's last valid step; both directions
+    concatenated when bidirectional) → Linear. For many-to-one regression and classification.
+
+    `y = model(x, lengths=None, mask=None)`: x (T, B, I) → y (B, out); `model.backward(dy)`.
+    """
+
+    def __init__(self, lstm: LSTM, head: Linear) -> None:
+        super().__init__()
+        width = lstm.num_directions * lstm.output_size
+        if head.in_features != width:
+            raise ValueError(f"head: expected in_features {width}, got {head.in_features}")
+        self.lstm = lstm
+        self.head = head
+
+    def forward(self, x: Any, *, lengths: Any = None, mask: Any = None) -> np.ndarray:
+        _, (h_n, _) = self.lstm(x, lengths=lengths, mask=mask)
+        self._h_n_shape = h_n.shape
+        D = self.lstm.num_directions
+        last_layer = h_n[-D:]  # (D, B, H_out): forward, then reverse
+        return self.head(np.concatenate(list(last_layer), axis=-1))
+
+    def backward(self, dy: Any) -> State:
+        d_last = self.head.backward(dy)
+        D, H_out = self.lstm.num_directions, self.lstm.output_size
+        dh_n = np.zeros(self._h_n_shape, dtype=self.lstm.dtype)
+        for d in range(D):
+            dh_n[-D + d] = d_last[..., d * H_out : (d + 1) * H_out]
+        return self.lstm.backward(None, (dh_n, None))

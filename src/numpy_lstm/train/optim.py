@@ -1,0 +1,323 @@
+"""Optimizers with `torch.optim` semantics: SGD (momentum, Nesterov), Adam, AdamW, RMSprop;
+global-norm gradient clipping.
+
+Each update rule is a pure function of (param, grad, buffers, step, hyperparameters) written in
+the operation order of torch's single-tensor (non-foreach) kernel, so float32 and float64 results
+agree with torch to rounding. The classes are thin shells: they hold the hyperparameters and the
+per-parameter buffers, and write each update into the module's own arrays, in place.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..nn.module import Module
+
+Buffers = dict[str, np.ndarray]
+
+
+# -- the update rules ---------------------------------------------------------------------------
+def sgd_update(
+    param: np.ndarray, grad: np.ndarray, buffers: Buffers, *, step: int, lr: float,
+    momentum: float, dampening: float, weight_decay: float, nesterov: float,
+) -> tuple[np.ndarray, Buffers]:  # fmt: skip
+    """torch.optim.SGD: d = g + wd·p; v = d on the first step, else μ·v + (1 − τ)·d;
+    Nesterov uses d + μ·v, plain momentum v; p ← p − lr·(that)."""
+    d = grad + weight_decay * param if weight_decay else grad
+    if momentum:
+        v = d.copy() if step == 1 else momentum * buffers["momentum_buffer"] + (1 - dampening) * d
+        buffers = {"momentum_buffer": v}
+        d = d + momentum * v if nesterov else v
+    return param - lr * d, buffers
+
+
+def adam_update(
+    param: np.ndarray, grad: np.ndarray, buffers: Buffers, *, step: int, lr: float,
+    beta1: float, beta2: float, eps: float, weight_decay: float, decoupled: bool = False,
+) -> tuple[np.ndarray, Buffers]:  # fmt: skip
+    """torch.optim.Adam (L2 weight decay added to the gradient) or, with `decoupled`, AdamW
+    (p ← p·(1 − lr·wd) before the Adam step). Bias-corrected moments, no amsgrad."""
+    if decoupled:
+        param = param * (1 - lr * weight_decay)
+    elif weight_decay:
+        grad = grad + weight_decay * param
+    # torch: exp_avg.lerp_(grad, 1 − β1); its vectorised kernel fuses this into one FMA, so the
+    # last bit may differ; the value is the same.
+    exp_avg = buffers["exp_avg"] + (1 - beta1) * (grad - buffers["exp_avg"])
+    exp_avg_sq = buffers["exp_avg_sq"] * beta2 + (1 - beta2) * grad * grad
+    step_size = lr / (1 - beta1**step)
+    denom = np.sqrt(exp_avg_sq) / (1 - beta2**step) ** 0.5 + eps
+    return param + (-step_size * exp_avg) / denom, {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
+
+
+def rmsprop_update(
+    param: np.ndarray, grad: np.ndarray, buffers: Buffers, *, step: int, lr: float,
+    alpha: float, eps: float, weight_decay: float, momentum: float, centered: float,
+) -> tuple[np.ndarray, Buffers]:  # fmt: skip
+    """torch.optim.RMSprop: s = α·s + (1 − α)·g²; divide by √s + eps (or √(s − ḡ²) + eps when
+    centered); with momentum, a velocity buffer accumulates the scaled step."""
+    if weight_decay:
+        grad = grad + weight_decay * param
+    square_avg = buffers["square_avg"] * alpha + (1 - alpha) * grad * grad
+    new = {"square_avg": square_avg}
+    if centered:
+        grad_avg = buffers["grad_avg"] + (1 - alpha) * (grad - buffers["grad_avg"])
+        new["grad_avg"] = grad_avg
+        avg = np.sqrt(square_avg - grad_avg * grad_avg) + eps
+    else:
+        avg = np.sqrt(square_avg) + eps
+    if momentum:
+        new["momentum_buffer"] = buffers["momentum_buffer"] * momentum + grad / avg
+        return param - lr * new["momentum_buffer"], new
+    return param - lr * grad / avg, new
+
+
+def clip_grad_norm(module: Module, max_norm: float) -> float:
+    """Scale all gradients in place so their global L2 norm is at most `max_norm`
+    (torch.nn.utils.clip_grad_norm_: coefficient max_norm / (norm + 1e-6), capped at 1).
+    Returns the norm before clipping."""
+    if not (isinstance(max_norm, (int, float)) and max_norm > 0):
+        raise ValueError(f"max_norm: expected a positive number, got {max_norm!r}")
+    grads = list(module.grads.values())
+    total = float(np.linalg.norm([np.linalg.norm(g.reshape(-1)) for g in grads]))
+    coefficient = min(max_norm / (total + 1e-6), 1.0)
+    if coefficient < 1.0:
+        for grad in grads:
+            grad *= grad.dtype.type(coefficient)
+    return total
+
+
+# -- the optimizer shell ------------------------------------------------------------------------
+Check = tuple[Callable[[float], bool], str]
+POSITIVE: Check = (lambda v: v > 0, "> 0")
+NON_NEGATIVE: Check = (lambda v: v >= 0, ">= 0")
+UNIT_INTERVAL: Check = (lambda v: 0 <= v < 1, "in [0, 1)")
+FLAG: Check = (lambda v: v in (0.0, 1.0), "0 or 1")
+
+
+class Optimizer:
+    """Shared shell: hyperparameters (floats, checked), per-parameter buffers, a step counter,
+    flat state dicts (`step`, each hyperparameter, `<buffer>.<param name>` arrays)."""
+
+    hyperparameters: ClassVar[dict[str, Check]]
+    buffer_names: ClassVar[tuple[str, ...]]
+    update: ClassVar[Callable[..., tuple[np.ndarray, Buffers]]]
+
+    def __init__(self, module: Module, **hyper: Any) -> None:
+        if not isinstance(module, Module):
+            raise TypeError(f"module: expected a numpy_lstm.Module, got {type(module).__name__}")
+        self.module = module
+        self.hyper = {name: _checked_hyper(name, value, self) for name, value in hyper.items()}
+        self.step_count = 0
+        params = dict(module.named_parameters())
+        self.buffers = {b: {n: np.zeros_like(p) for n, p in params.items()} for b in self.active}
+
+    @property
+    def active(self) -> tuple[str, ...]:
+        return self.buffers_for(self.hyper)
+
+    @classmethod
+    def buffers_for(cls, hyper: Mapping[str, float]) -> tuple[str, ...]:
+        """The buffers a configuration uses (e.g. no momentum buffer without momentum)."""
+        return cls.buffer_names
+
+    @property
+    def lr(self) -> float:
+        return self.hyper["lr"]
+
+    @lr.setter
+    def lr(self, value: float) -> None:  # schedules set the learning rate through this
+        self.hyper["lr"] = _checked_hyper("lr", value, self)
+
+    def zero_grad(self) -> None:
+        self.module.zero_grad()
+
+    def step(self) -> None:
+        """One update of every parameter from the gradients accumulated in `module.grads`."""
+        self.step_count += 1
+        grads = self.module.grads
+        for name, param in self.module.named_parameters():
+            mine = {b: self.buffers[b][name] for b in self.active}
+            new_param, new_buffers = type(self).update(
+                param, grads[name], mine, step=self.step_count, **self.hyper
+            )
+            param[...] = new_param  # in place: the module keeps the same array object
+            for b, value in new_buffers.items():
+                self.buffers[b][name] = value.astype(param.dtype, copy=False)
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"step": self.step_count, **self.hyper}
+        for b, arrays in self.buffers.items():
+            state.update({f"{b}.{name}": a.copy() for name, a in arrays.items()})
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a :meth:`state_dict` (hyperparameters included, as torch does). The keys, the
+        step, every hyperparameter and each buffer's shape, dtype and finiteness are validated
+        before anything is written, so a failed load leaves the optimizer unchanged."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"state: expected a mapping, got {type(state).__name__}")
+        params = dict(self.module.named_parameters())
+        missing = [k for k in ("step", *self.hyper) if k not in state]
+        # The loaded hyperparameters decide which buffers exist (momentum or not, ...).
+        hyper = {} if missing else {n: _checked_hyper(n, state[n], self) for n in self.hyper}
+        active = () if missing else self.buffers_for(hyper)
+        buffer_keys = {f"{b}.{name}": (b, name) for b in active for name in params}
+        missing += [k for k in buffer_keys if k not in state]
+        expected = {"step", *self.hyper, *buffer_keys}
+        unexpected = [k for k in state if k not in expected]
+        if missing or unexpected:
+            raise ValueError(
+                f"{type(self).__name__}.load_state_dict: missing keys {missing}, "
+                f"unexpected keys {unexpected}"
+            )
+        step = state["step"]
+        step = step.item() if isinstance(step, np.ndarray) and step.ndim == 0 else step
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+            raise ValueError(f"step: expected a non-negative integer, got {step!r}")
+        buffers = {k: _checked_buffer(k, state[k], params[n]) for k, (_, n) in buffer_keys.items()}
+        self.step_count, self.hyper = int(step), hyper
+        self.buffers = {b: {} for b in active}
+        for key, (b, name) in buffer_keys.items():
+            self.buffers[b][name] = buffers[key]
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v:g}" for k, v in self.hyper.items())
+        return f"{type(self).__name__}({shown}, step={self.step_count})"
+
+
+def _checked_hyper(name: str, value: Any, optimizer: Optimizer) -> float:
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()  # scalars that went through np.savez/safetensors come back 0-d
+    if isinstance(value, bool):
+        value = float(value)  # flags (nesterov, centered) are stored as 0.0 / 1.0
+    if not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected a real number, got {value!r}")
+    value = float(value)
+    check, expected = type(optimizer).hyperparameters[name]
+    if not (math.isfinite(value) and check(value)):
+        raise ValueError(f"{name}: expected a finite number {expected}, got {value!r}")
+    return value
+
+
+def _checked_buffer(key: str, value: Any, param: np.ndarray) -> np.ndarray:
+    """A copy of buffer `value`, which must match `param`'s shape and dtype exactly."""
+    array = np.asarray(value)
+    if array.shape != param.shape:
+        raise ValueError(f"{key}: expected shape {param.shape}, got {array.shape}")
+    if array.dtype != param.dtype:
+        raise TypeError(f"{key}: expected dtype {param.dtype}, got dtype {array.dtype}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{key}: contains NaN or Inf")
+    if key.startswith(("exp_avg_sq.", "square_avg.")) and (array < 0).any():
+        raise ValueError(f"{key}: a second moment must be >= 0 (its square root is taken)")
+    return array.copy()
+
+
+# -- the optimizers -----------------------------------------------------------------------------
+class SGD(Optimizer):
+    """torch.optim.SGD(params, lr, momentum=0, dampening=0, weight_decay=0, nesterov=False)."""
+
+    hyperparameters: ClassVar[dict[str, Check]] = {
+        "lr": NON_NEGATIVE, "momentum": NON_NEGATIVE, "dampening": NON_NEGATIVE,
+        "weight_decay": NON_NEGATIVE, "nesterov": FLAG,
+    }  # fmt: skip
+    buffer_names = ("momentum_buffer",)
+    update = staticmethod(sgd_update)
+
+    def __init__(
+        self, module: Module, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+        weight_decay: float = 0.0, nesterov: bool = False,
+    ) -> None:  # fmt: skip
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("nesterov: needs momentum > 0 and dampening = 0 (as in torch)")
+        super().__init__(
+            module, lr=lr, momentum=momentum, dampening=dampening,
+            weight_decay=weight_decay, nesterov=nesterov,
+        )  # fmt: skip
+
+    @classmethod
+    def buffers_for(cls, hyper: Mapping[str, float]) -> tuple[str, ...]:
+        return cls.buffer_names if hyper["momentum"] else ()
+
+
+class Adam(Optimizer):
+    """torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0)."""
+
+    hyperparameters: ClassVar[dict[str, Check]] = {
+        "lr": NON_NEGATIVE, "beta1": UNIT_INTERVAL, "beta2": UNIT_INTERVAL, "eps": POSITIVE,
+        "weight_decay": NON_NEGATIVE,
+    }  # fmt: skip
+    buffer_names = ("exp_avg", "exp_avg_sq")
+    update = staticmethod(adam_update)
+
+    def __init__(
+        self, module: Module, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8, weight_decay: float = 0.0,
+    ) -> None:  # fmt: skip
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"betas: expected a pair (beta1, beta2), got {betas!r}")
+        super().__init__(
+            module, lr=lr, beta1=betas[0], beta2=betas[1], eps=eps, weight_decay=weight_decay
+        )
+
+    @property
+    def betas(self) -> tuple[float, float]:
+        return self.hyper["beta1"], self.hyper["beta2"]
+
+    @property
+    def exp_avg(self) -> dict[str, np.ndarray]:
+        return self.buffers["exp_avg"]
+
+    @property
+    def exp_avg_sq(self) -> dict[str, np.ndarray]:
+        return self.buffers["exp_avg_sq"]
+
+
+class AdamW(Adam):
+    """torch.optim.AdamW(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+    the decay shrinks the parameters directly instead of joining the gradient."""
+
+    @staticmethod
+    def update(*args: Any, **kwargs: Any) -> tuple[np.ndarray, Buffers]:
+        return adam_update(*args, decoupled=True, **kwargs)
+
+    def __init__(
+        self, module: Module, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8, weight_decay: float = 1e-2,
+    ) -> None:  # fmt: skip
+        super().__init__(module, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+
+class RMSprop(Optimizer):
+    """torch.optim.RMSprop(params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
+    centered=False)."""
+
+    hyperparameters: ClassVar[dict[str, Check]] = {
+        "lr": NON_NEGATIVE, "alpha": UNIT_INTERVAL, "eps": POSITIVE, "weight_decay": NON_NEGATIVE,
+        "momentum": NON_NEGATIVE, "centered": FLAG,
+    }  # fmt: skip
+    buffer_names = ("square_avg", "grad_avg", "momentum_buffer")
+    update = staticmethod(rmsprop_update)
+
+    def __init__(
+        self, module: Module, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+        weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False,
+    ) -> None:  # fmt: skip
+        super().__init__(
+            module, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+            momentum=momentum, centered=centered,
+        )  # fmt: skip
+
+    @classmethod
+    def buffers_for(cls, hyper: Mapping[str, float]) -> tuple[str, ...]:
+        used = {
+            "square_avg": True,
+            "grad_avg": hyper["centered"],
+            "momentum_buffer": hyper["momentum"],
+        }
+        return tuple(b for b in cls.buffer_names if used[b])
