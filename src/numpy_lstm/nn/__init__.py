@@ -1,5 +1,5 @@
 """Stateful layers with torch's names over the pure functions: `Module`, `Linear`, `Embedding`,
-`LSTMCell`, `LSTM`, the composite models, initialisation and input validation, and the Deep-ML
+`LSTMCell`, `LSTM`, the composite models, initialisation, and the Deep-ML
 #59 class."""
 
 from .layers import Embedding, Linear, LSTMCell

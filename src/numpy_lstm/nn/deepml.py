@@ -26,7 +26,7 @@ import numpy as np
 
 from ..core.cell import LSTMWeights
 from ..core.sequence import lstm_forward
-from .validation import check_finite, check_positive_int, resolve_rng
+from ..core.validation import check_finite, check_positive_int, resolve_rng
 
 _WEIGHTS = ("Wi", "Wf", "Wc", "Wo")  # in PyTorch's gate order i, f, g, o
 _BIASES = ("bi", "bf", "bc", "bo")

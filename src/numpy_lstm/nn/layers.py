@@ -13,9 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..core.cell import LSTMWeights, StepCache, cell_backward, cell_forward
-from .init import initial_value
-from .module import Module
-from .validation import (
+from ..core.validation import (
     as_float_array,
     check_finite,
     check_positive_int,
@@ -23,6 +21,8 @@ from .validation import (
     resolve_dtype,
     resolve_rng,
 )
+from .init import initial_value
+from .module import Module
 
 State = tuple[np.ndarray, np.ndarray]
 OptionalState = tuple[np.ndarray | None, np.ndarray | None]

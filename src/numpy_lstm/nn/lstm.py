@@ -11,11 +11,11 @@ import numpy as np
 
 from ..core.cell import LSTMWeights
 from ..core.sequence import SequenceGrads
+from ..core.validation import as_float_array, check_finite, checked_input, resolve_rng, valid_steps
 from ..core.variants import PLAIN_ACTIVATIONS, CellVariant
 from ..kernels.select import sequence_backward, sequence_forward
 from .init import check_scheme
 from .layers import RecurrentBase, State, parameter_shapes
-from .validation import as_float_array, check_finite, checked_input, resolve_rng, valid_steps
 
 MASK_OUTPUTS = ("zero", "carry")
 

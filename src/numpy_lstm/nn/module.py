@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .validation import FLOAT_DTYPES
+from ..core.validation import FLOAT_DTYPES
 
 
 class IncompatibleKeys(NamedTuple):

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..core.cell import sigmoid
-from ..nn.validation import FLOAT_DTYPES, as_float_array
+from ..core.validation import FLOAT_DTYPES, as_float_array
 
 
 def mse_loss(pred: Any, target: Any) -> tuple[float, np.ndarray]:
