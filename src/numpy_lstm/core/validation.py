@@ -32,10 +32,17 @@ def resolve_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
     raise TypeError(f"rng: expected a numpy.random.Generator, an int seed or None, got {rng!r}")
 
 
-def check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+def check_int(name: str, value: Any, minimum: int = 1) -> int:
+    """`value` as an int ≥ `minimum` (bools and floats refused, NumPy integers accepted)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        wanted = "a positive integer" if minimum == 1 else f"an integer ≥ {minimum}"
+        raise ValueError(f"{name}: expected {wanted}, got {value!r}")
     return int(value)
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    """`value` as an int ≥ 1 (see :func:`check_int`)."""
+    return check_int(name, value, 1)
 
 
 def as_float_array(name: str, value: Any, dtype: np.dtype) -> np.ndarray:
