@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 
+from numpy_lstm.kernels.threads import blas_threads
 from numpy_lstm.tasks import AddingTask, CharLMTask
 from numpy_lstm.tasks.synthetic import adding_batch
 from numpy_lstm.train import Trainer, TrainerConfig, one_blas_thread_if_fast
@@ -80,8 +80,9 @@ def race(
 
 def charlm(args: argparse.Namespace) -> dict:
     task = CharLMTask(hidden_size=args.hidden, batch_size=32, bptt=64, seed=args.seed)
-    trainer = Trainer(task, Adam(task.model, lr=args.lr), None,
-                      TrainerConfig(clip_norm=1.0, progress=False))  # fmt: skip
+    trainer = Trainer(
+        task, Adam(task.model, lr=args.lr), None, TrainerConfig(clip_norm=1.0, progress=False)
+    )
     model = TorchCharLM(len(task.vocab), 32, args.hidden, 1)
     model.load_state_dict({k: torch.tensor(v) for k, v in task.model.state_dict().items()})
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
@@ -131,8 +132,9 @@ def charlm(args: argparse.Namespace) -> dict:
 
 def adding(args: argparse.Namespace) -> dict:
     task = AddingTask(T=args.T, hidden_size=args.hidden, batch_size=64, seed=args.seed)
-    trainer = Trainer(task, Adam(task.model, lr=args.lr), None,
-                      TrainerConfig(clip_norm=1.0, progress=False))  # fmt: skip
+    trainer = Trainer(
+        task, Adam(task.model, lr=args.lr), None, TrainerConfig(clip_norm=1.0, progress=False)
+    )
     model = TorchAdding(args.hidden)
     model.load_state_dict({k: torch.tensor(v) for k, v in task.model.state_dict().items()})
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
@@ -178,10 +180,20 @@ def main() -> None:
     args.lr = args.lr or (3e-3 if args.task == "charlm" else 1e-3)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    with threadpool_limits(limits=args.threads):
+    with blas_threads(args.threads):  # torch's own threads: set_num_threads above
         result = charlm(args) if args.task == "charlm" else adding(args)
-    print(json.dumps({"task": args.task, "minutes": args.minutes, "threads": args.threads,
-                      "hidden": args.hidden, **result}, indent=2))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "task": args.task,
+                "minutes": args.minutes,
+                "threads": args.threads,
+                "hidden": args.hidden,
+                **result,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -33,8 +33,10 @@ def main(out: Path = OUT) -> None:
     evidence = adding_gate_evidence(trace, task.eval_x)
     ranked = np.argsort(-evidence["filter_ratio"])[:4]
     for unit in ranked:
-        print(f"unit {unit}: Filter {evidence['filter_ratio'][unit]:.1f}× higher at the marks, "
-              f"Eraser {evidence['eraser_between'][unit]:.3f} between them")  # fmt: skip
+        print(
+            f"unit {unit}: Filter {evidence['filter_ratio'][unit]:.1f}× higher at the marks, "
+            f"Eraser {evidence['eraser_between'][unit]:.3f} between them"
+        )
     one = task.eval_x[:, :1]
     tokens = ["●" if mark else "·" for mark in one[:, 0, 1] > 0.5]
     gate_heatmaps(numpy_lstm.trace(task.model.lstm, one), out, tokens, units=sorted(ranked))

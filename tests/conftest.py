@@ -15,6 +15,9 @@ import numpy as np
 import pytest
 import torch
 
+from numpy_lstm import LSTM, Linear, Module
+from numpy_lstm.train.optim import Optimizer
+
 torch.set_num_threads(1)
 
 TOLERANCE = {np.float32: dict(rtol=1e-5, atol=1e-5), np.float64: dict(rtol=1e-10, atol=1e-10)}
@@ -180,3 +183,56 @@ def assert_resume_is_bit_exact(build: Callable[[], Any], stop: int, path: Any) -
         np.testing.assert_array_equal(resumed.optimizer.state_dict()[key], value, err_msg=key)
     evaluated = {h["step"] for h in straight.history}
     assert [h for h in resumed.history if h["step"] in evaluated] == straight.history
+
+
+# -- optimizers against torch.optim --------------------------------------------------------------
+
+
+class TinyModel(Module):
+    """LSTM(3 → 4) + Linear(4 → 2): parameters of several shapes, nested two levels."""
+
+    def __init__(self, dtype: type, seed: int = 0) -> None:
+        super().__init__()
+        rng = np.random.default_rng(seed)
+        self.lstm = LSTM(3, 4, dtype=dtype, rng=rng)
+        self.head = Linear(4, 2, dtype=dtype, rng=rng)
+
+
+def random_grads(rng: np.random.Generator, model: Module) -> dict[str, np.ndarray]:
+    """A gradient per parameter with a random scale, so some are tiny (eps matters), some large."""
+    return {
+        name: (rng.standard_normal(p.shape) * 10.0 ** rng.uniform(-6, 1)).astype(p.dtype)
+        for name, p in model.named_parameters()
+    }
+
+
+def set_grads(model: Module, grads: dict[str, np.ndarray]) -> None:
+    live = model.grads
+    for name, grad in grads.items():
+        live[name][...] = grad
+
+
+def run_both(
+    ours_cls: type[Optimizer],
+    torch_cls: type[torch.optim.Optimizer],
+    hyper: dict[str, Any],
+    dtype: type,
+    steps: int,
+    rng: np.random.Generator,
+    model: TinyModel | None = None,
+) -> tuple[TinyModel, Optimizer, list[torch.nn.Parameter], torch.optim.Optimizer]:
+    """Our optimizer and torch's, each on a copy of the same parameters, fed the same random
+    gradients for `steps` steps. Returns (model, ours, torch parameters, torch optimizer)."""
+    model = model or TinyModel(dtype)
+    theirs = [torch.nn.Parameter(to_torch(p.copy())) for _, p in model.named_parameters()]
+    torch_opt = torch_cls(theirs, foreach=False, **hyper)
+    opt = ours_cls(model, **hyper)
+    for _ in range(steps):
+        grads = random_grads(rng, model)
+        opt.zero_grad()
+        set_grads(model, grads)
+        opt.step()
+        for p, g in zip(theirs, grads.values(), strict=True):
+            p.grad = to_torch(g)
+        torch_opt.step()
+    return model, opt, theirs, torch_opt

@@ -20,10 +20,8 @@ pytest.importorskip("threadpoolctl")
 def test_bench_quick_run_writes_json_and_markdown(tmp_path: Path, capsys) -> None:
     json_path, md_path = tmp_path / "out.json", tmp_path / "out.md"
     before = kernels.counts.copy()
-    status = cli.main(
-        ["bench", "--quick", "--threads", "1", "--repeats", "2", "--min-sample", "0",
-         "--json", str(json_path), "--markdown", str(md_path)]
-    )  # fmt: skip
+    options = ["--quick", "--threads", "1", "--repeats", "2", "--min-sample", "0"]
+    status = cli.main(["bench", *options, "--json", str(json_path), "--markdown", str(md_path)])
     assert status == 0
     report = json.loads(json_path.read_text())
     assert {r["mode"] for r in report["results"]} == {"inference", "training"}

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from numpy_lstm.cli import main
+from numpy_lstm.cli.main import build_parser
 from numpy_lstm.tasks import TASKS
 
 TEXT = "the quick brown fox jumps over the lazy dog.\n" * 60
@@ -32,10 +35,9 @@ def test_train_checkpoint_resume_and_sample(
     corpus.write_text(TEXT, encoding="utf-8")
     checkpoint = str(tmp_path / "lm.ckpt")
     common = ["--hidden-size", "16", "--embedding-dim", "8", "--batch-size", "4", "--bptt", "16"]
-    code, out, err = run(
-        capsys, "train", "charlm", "--text", str(corpus), *common, "--steps", "6",
-        "--eval-every", "3", "--checkpoint", checkpoint, "--threads", "1", "--no-progress",
-    )  # fmt: skip
+    training = ["--steps", "6", "--eval-every", "3", "--threads", "1", "--no-progress"]
+    argv = ["train", "charlm", "--text", str(corpus), *common, *training]
+    code, out, err = run(capsys, *argv, "--checkpoint", checkpoint)
     assert code == 0
     summary = json.loads(out.splitlines()[0])
     assert summary["step"] == 6 and set(summary["baseline"]) == {"loss", "bpc"}
@@ -55,8 +57,9 @@ def test_resume_refuses_another_tasks_checkpoint(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     checkpoint = str(tmp_path / "adding.ckpt")
-    run(capsys, "train", "adding", "--T", "6", "--hidden-size", "4", "--eval-size", "8",
-        "--steps", "2", "--eval-every", "2", "--checkpoint", checkpoint)  # fmt: skip
+    task = ["adding", "--T", "6", "--hidden-size", "4", "--eval-size", "8"]
+    training = ["--steps", "2", "--eval-every", "2", "--checkpoint", checkpoint]
+    run(capsys, "train", *task, *training)
     with pytest.raises(SystemExit, match="is a 'adding' run"):
         main(["train", "copy", "--resume", checkpoint])
     with pytest.raises(ValueError, match="not a char-LM checkpoint"):
@@ -66,3 +69,76 @@ def test_resume_refuses_another_tasks_checkpoint(
 def test_bad_task_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "train", "adding", "--T", "many")
     assert code == 2 and "--T: invalid int value: 'many'" in err
+
+
+def option_entries(help_text: str, section: str) -> dict[str, str]:
+    """{flag: its description} for the options of one section of an argparse help text."""
+    lines = help_text.split(f"\n{section}:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    entries: dict[str, str] = {}
+    for line in lines:
+        if line.startswith("  -"):  # "  --flag METAVAR   text" (text maybe on the next line)
+            invocation, _, text = line.strip().partition("  ")
+            flag = invocation.split()[0].rstrip(",")
+            entries[flag] = text.strip()
+        else:
+            entries[flag] = f"{entries[flag]} {line.strip()}".strip()
+    return entries
+
+
+NOT_ON_THE_COMMAND_LINE = {("forecast", "series")}  # an array: given from Python only
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_every_task_option_has_help_and_the_options_default(
+    capsys: pytest.CaptureFixture[str], task: str
+) -> None:
+    code, out, _ = run(capsys, "train", task, "--help")
+    assert code == 0
+    entries = option_entries(out, f"{task} options")
+    shown = [
+        f
+        for f in dataclasses.fields(TASKS[task].Options)
+        if (task, f.name) not in NOT_ON_THE_COMMAND_LINE
+    ]
+    assert set(entries) == {"--" + f.name.replace("_", "-") for f in shown}
+    for field in shown:
+        text = entries["--" + field.name.replace("_", "-")]
+        assert re.sub(r"\(default: [^)]*\)", "", text).strip(), f"{field.name}: no help text"
+        if field.default is not None:
+            assert f"(default: {field.default})" in text
+    # what the command line builds without options is the task's own default configuration
+    args = build_parser().parse_args(["train", task])
+    parsed = {k.removeprefix("task_"): v for k, v in vars(args).items() if k.startswith("task_")}
+    assert parsed == {f.name: f.default for f in shown}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["adding", "--hidden-size", "0"], "--hidden-size: expected a positive integer, got 0"),
+        (["copy", "--T", "2.5"], "--T: invalid int value: '2.5'"),
+        (["digits", "--seed", "-1"], "--seed: expected an integer ≥ 0, got -1"),
+        (["forecast", "--val-fraction", "1"], "--val-fraction: expected a number in (0, 1)"),
+        (["forecast", "--window", "many"], "--window: invalid int value: 'many'"),
+        (["charlm", "--dtype", "float16"], "--dtype: expected float32 or float64, got float16"),
+        (["charlm", "--dropout", "1"], "--dropout: expected a number in [0, 1), got 1.0"),
+        (["charlm", "--bptt", "8", "--stride", "9"], "--stride: expected 1 ≤ stride (k1) ≤ bptt"),
+        (["adding", "--steps", "0"], "--steps: expected a positive integer, got 0"),
+        (["adding", "--threads", "0"], "--threads: expected a positive integer, got 0"),
+    ],
+)
+def test_a_bad_option_is_a_one_line_usage_error_naming_it(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, out, err = run(capsys, "train", *argv)
+    assert code == 2 and out == "" and "Traceback" not in err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith(f"numpy-lstm train {argv[0]}: error: ")
+    assert message in errors[0]
+
+
+def test_a_bool_option_has_a_no_form() -> None:
+    on = build_parser().parse_args(["train", "forecast"])
+    off = build_parser().parse_args(["train", "forecast", "--no-relative", "--column", "a,b"])
+    assert on.task_relative is True and off.task_relative is False
+    assert off.task_column == "a,b" and on.task_seasonal_period is None

@@ -34,17 +34,18 @@ def test_stepping_a_cell_equals_running_the_sequence(rng: np.random.Generator, d
     out, (h_n, c_n) = lstm(x, (h[None], c[None]))
     dx, (dh0, dc0) = lstm.backward(d_out)
 
-    # Forward step by step, keeping each step's cache, then BPTT by hand through the cells.
-    caches, cell_grads = [], {k: 0 for k in cell.grads}
+    # Forward step by step, keeping each step's input state, then BPTT by hand through the
+    # cells; a cell's backward differentiates its last call, so each step is called again first.
+    states, cell_grads = [], {k: 0 for k in cell.grads}
     for t in range(T):
+        states.append((h, c))
         h, c = cell(x[t], (h, c))
-        caches.append(cell._cache)
         np.testing.assert_allclose(out[t], h, **tol)
     np.testing.assert_allclose(h_n[0], h, **tol)
     np.testing.assert_allclose(c_n[0], c, **tol)
     dh, dc = np.zeros_like(h), np.zeros_like(c)
     for t in reversed(range(T)):
-        cell._cache = caches[t]
+        cell(x[t], states[t])
         cell.zero_grad()
         dx_t, (dh, dc) = cell.backward((dh + d_out[t], dc))
         cell_grads = {k: cell_grads[k] + v for k, v in cell.grads.items()}

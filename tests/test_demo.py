@@ -21,9 +21,17 @@ def test_demo_writes_the_whole_report(tmp_path: Path) -> None:
     out = io.StringIO()
     result = run(DemoSettings(out=str(tmp_path / "report"), **TINY), out=out)
     folder = Path(result["report"])
-    for name in ("explorer.html", "gates.png", "saturation.png", "memory_span.png",
-                 "gradient_through_time.png", "training.png", "narration.txt", "charlm.ckpt",
-                 "summary.json"):  # fmt: skip
+    for name in (
+        "explorer.html",
+        "gates.png",
+        "saturation.png",
+        "memory_span.png",
+        "gradient_through_time.png",
+        "training.png",
+        "narration.txt",
+        "charlm.ckpt",
+        "summary.json",
+    ):
         assert (folder / name).stat().st_size > 0, name
     printed = out.getvalue()
     assert printed.count("— sample at step") == 5  # a sample at every evaluation

@@ -16,6 +16,7 @@ import pytest
 import numpy_lstm
 from numpy_lstm.cli import main
 from numpy_lstm.inspect.explorer import (
+    PageMeta,
     encode_plane,
     narrated_numbers,
     page_data,
@@ -32,26 +33,29 @@ def decode_plane(plane: dict[str, str], T: int) -> np.ndarray:
     return codes.reshape(-1, T).T
 
 
-def python_like_page(numbers: dict[str, np.ndarray], t: int, u: int, direction: int) -> str:
-    """Trace.explain's sentence from the stored integers, the way explorer.js formats them."""
+def python_like_page(
+    meta: PageMeta, numbers: dict[str, np.ndarray], t: int, u: int, direction: int
+) -> str:
+    """The page's narration in NumPy: the template the page receives, filled in with the stored
+    integers formatted digit by digit, as explorer.js does (no float arithmetic)."""
 
     def percent(n: float) -> str:
         return f"{'-' if np.signbit(n) else ''}{abs(int(n))}%"
 
-    def signed2(n: float) -> str:
+    def signed(n: float) -> str:
         m = abs(int(n))
         return f"{'-' if np.signbit(n) else '+'}{m // 100}.{m % 100:02d}"
 
     T = len(numbers["c"])
     previous = t - 1 if direction == 0 else t + 1
     before = numbers["c"][previous, u] if 0 <= previous < T else numbers["c_edge"][u]
-    n = {k: numbers[k][t, u] for k in "ifgoch"}
-    return (
-        f"step {t}, unit {u}: the Eraser kept {percent(n['f'])} of the memory, "
-        f"the Filter let {percent(n['i'])} of the Writer's candidate ({signed2(n['g'])}) in, "
-        f"the Presenter showed {percent(n['o'])}. "
-        f"Memory {signed2(before)} → {signed2(n['c'])}, output {signed2(n['h'])}."
-    )
+    formats = {"percent": percent, "signed": signed}
+    narration = meta["narration"]
+    values = {
+        field: formats[kind](before if field == "c_before" else numbers[field][t, u])
+        for field, kind in narration["fields"].items()
+    }
+    return narration["sentence"].format(step=t, unit=u, **values)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -63,10 +67,11 @@ def test_stored_integers_reproduce_explain_word_for_word(
     # large inputs saturate gates and grow memories, so the rounding edges get exercised
     tr = numpy_lstm.trace(lstm, 4 * rng.standard_normal((60, 1, 3)).astype(dtype))
     numbers = narrated_numbers(tr, direction=direction)
+    meta, _ = page_data("x" * 60, tr, direction=direction)
     for t in range(60):
         for u in range(24):
             expected = tr.explain(t, u, direction=direction)
-            assert python_like_page(numbers, t, u, direction) == expected
+            assert python_like_page(meta, numbers, t, u, direction) == expected
 
 
 def test_sign_magnitude_keeps_negative_zero_and_picks_the_smallest_dtype() -> None:
@@ -97,8 +102,13 @@ def tricky_trace(rng: np.random.Generator) -> numpy_lstm.Trace:
 def test_page_is_self_contained_and_escapes_the_text(
     tmp_path: Path, tricky_trace: numpy_lstm.Trace
 ) -> None:
-    path = write_explorer(tmp_path / "page.html", TRICKY, tricky_trace, title="a <title>",
-                          highlights={"inside quotes": 2})  # fmt: skip
+    path = write_explorer(
+        tmp_path / "page.html",
+        TRICKY,
+        tricky_trace,
+        title="a <title>",
+        highlights={"inside quotes": 2},
+    )
     page = path.read_text("utf-8")
     for reference in ("http://", "https://", "src=", "href=", "<link", "@import", "url("):
         assert reference not in page, reference
@@ -127,9 +137,9 @@ def test_explore_command_writes_a_page_from_a_checkpoint(
     corpus = tmp_path / "text.txt"
     corpus.write_text('the "quick" (brown) fox.\n' * 40, encoding="utf-8")
     checkpoint = str(tmp_path / "lm.ckpt")
-    code = main(["train", "charlm", "--text", str(corpus), "--hidden-size", "12",
-                 "--embedding-dim", "4", "--batch-size", "4", "--bptt", "8", "--steps", "2",
-                 "--eval-every", "2", "--checkpoint", checkpoint, "--no-progress"])  # fmt: skip
+    model = ["--hidden-size", "12", "--embedding-dim", "4", "--batch-size", "4", "--bptt", "8"]
+    training = ["--steps", "2", "--eval-every", "2", "--checkpoint", checkpoint, "--no-progress"]
+    code = main(["train", "charlm", "--text", str(corpus), *model, *training])
     assert code == 0
     capsys.readouterr()
     out = tmp_path / "explorer.html"
@@ -138,9 +148,14 @@ def test_explore_command_writes_a_page_from_a_checkpoint(
     meta = json.loads(re.search(r'id="meta">(.*?)</script>', out.read_text("utf-8")).group(1))
     assert meta["steps"] == 23 and meta["units"] == 12
     assert {h["label"].split(" (r = ")[0] for h in meta["highlights"]} == {
-        "inside quotes", "inside brackets", "position in line", "after newline"}  # fmt: skip
-    code = main(["explore", checkpoint, "--text-file", str(corpus), "--out", str(out),
-                 "--max-chars", "30"])  # fmt: skip
+        "inside quotes",
+        "inside brackets",
+        "position in line",
+        "after newline",
+    }
+    code = main(
+        ["explore", checkpoint, "--text-file", str(corpus), "--out", str(out), "--max-chars", "30"]
+    )
     assert code == 0
     assert main(["explore", checkpoint, "--text", "unknown: Z", "--out", str(out)]) == 1
     assert "not in the vocabulary" in capsys.readouterr().err

@@ -32,8 +32,12 @@ def test_position_in_line_restarts_after_each_newline_and_is_normalised() -> Non
 def test_features_have_one_value_per_character_even_for_tiny_texts() -> None:
     for text in ("", "x", "\n", '"'):
         features = text_features(text)
-        assert set(features) == {"inside quotes", "inside brackets", "position in line",
-                                 "after newline"}  # fmt: skip
+        assert set(features) == {
+            "inside quotes",
+            "inside brackets",
+            "position in line",
+            "after newline",
+        }
         assert all(f.shape == (len(text),) and f.dtype == np.float64 for f in features.values())
 
 
@@ -75,8 +79,14 @@ def quote_parity_lstm(H: int, planted: int, rng: np.random.Generator) -> numpy_l
     bias[[i, f, g, o]] = -10.0, 10.0, 0.5, 10.0
     W_hh[g, planted] = -6.0
     lstm = numpy_lstm.LSTM(1, H, dtype=np.float64)
-    lstm.load_state_dict({"weight_ih_l0": W_ih, "weight_hh_l0": W_hh, "bias_ih_l0": bias,
-                          "bias_hh_l0": np.zeros(4 * H)})  # fmt: skip
+    lstm.load_state_dict(
+        {
+            "weight_ih_l0": W_ih,
+            "weight_hh_l0": W_hh,
+            "bias_ih_l0": bias,
+            "bias_hh_l0": np.zeros(4 * H),
+        }
+    )
     return lstm
 
 

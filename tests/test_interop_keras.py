@@ -110,9 +110,13 @@ def test_stack_with_dropout_and_dense_head(rng: np.random.Generator, x: np.ndarr
 
 def test_last_step_only_is_the_last_step_of_ours(rng: np.random.Generator, x: np.ndarray) -> None:
     model = keras.Sequential(
-        [keras.Input((None, I)), keras.layers.LSTM(H, return_sequences=True),
-         keras.layers.LSTM(H), keras.layers.Dense(2)]
-    )  # fmt: skip
+        [
+            keras.Input((None, I)),
+            keras.layers.LSTM(H, return_sequences=True),
+            keras.layers.LSTM(H),
+            keras.layers.Dense(2),
+        ]
+    )
     ours = from_keras(model)
     for mask in (None, MASK):
         np.testing.assert_allclose(
@@ -130,10 +134,14 @@ def test_unit_forget_bias_is_carried(x: np.ndarray) -> None:
 
 @pytest.mark.parametrize(
     "config",
-    [{}, {"bidirectional": True}, {"num_layers": 2, "dropout": 0.3, "bias": False},
-     {"mask_output": "carry", "activations": ("sigmoid", "softsign", "softsign")}],
+    [
+        {},
+        {"bidirectional": True},
+        {"num_layers": 2, "dropout": 0.3, "bias": False},
+        {"mask_output": "carry", "activations": ("sigmoid", "softsign", "softsign")},
+    ],
     ids=["plain", "bidirectional", "stack", "carry+softsign"],
-)  # fmt: skip
+)
 def test_to_keras_computes_what_we_compute(
     rng: np.random.Generator, x: np.ndarray, config: dict
 ) -> None:

@@ -31,9 +31,11 @@ def run(proto: onnx.ModelProto, feeds: dict) -> list[np.ndarray]:
 def varied(model: numpy_lstm.Module, rng: np.random.Generator) -> None:
     """Larger, shifted weights push gates into the ranges where clip and kinks matter."""
     model.load_state_dict(
-        {k: (2 * v + 0.2 * rng.standard_normal(v.shape)).astype(v.dtype)
-         for k, v in model.state_dict().items()}
-    )  # fmt: skip
+        {
+            k: (2 * v + 0.2 * rng.standard_normal(v.shape)).astype(v.dtype)
+            for k, v in model.state_dict().items()
+        }
+    )
 
 
 EXPORT_CASES = [
@@ -178,12 +180,14 @@ def test_imported_peepholes_match_the_onnx_reference_evaluator(
     "attributes, message",
     [
         ({"activations": ["Sigmoid", "LeakyRelu", "Tanh"]}, r"activations: unsupported value"),
-        ({"activations": ["HardSigmoid", "Tanh", "Tanh"], "activation_alpha": [0.3]},
-         r"activation_alpha: unsupported value \[0.3"),
+        (
+            {"activations": ["HardSigmoid", "Tanh", "Tanh"], "activation_alpha": [0.3]},
+            r"activation_alpha: unsupported value \[0.3",
+        ),
         ({"layout": 1}, r"layout: unsupported value 1"),
         ({"direction": "reverse"}, r"direction: unsupported value 'reverse'"),
     ],
-)  # fmt: skip
+)
 def test_unsupported_onnx_attributes_are_refused(
     rng: np.random.Generator, attributes: dict, message: str
 ) -> None:

@@ -36,8 +36,9 @@ CONFIGS = [
 def torch_module(rng: np.random.Generator, config: dict) -> nn.LSTM:
     config = dict(config)
     dtype = config.pop("dtype", np.float32)
-    theirs = nn.LSTM(I, H, dtype={np.float32: torch.float32, np.float64: torch.float64}[dtype],
-                     **config)  # fmt: skip
+    theirs = nn.LSTM(
+        I, H, dtype={np.float32: torch.float32, np.float64: torch.float64}[dtype], **config
+    )
     return load_into_torch(theirs, distinct_gate_lstm_state(rng, theirs, dtype))
 
 

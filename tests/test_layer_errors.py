@@ -53,8 +53,19 @@ def test_constructor_rejects(case: str) -> None:
 
 
 def test_the_valid_edges_are_accepted() -> None:
-    numpy_lstm.LSTM(I, H, proj_size=H - 1, dropout=0.0, num_layers=1, mask_output="carry")
-    numpy_lstm.LSTM(I, H, num_layers=2, dropout=0.999, mask_output="zero")
+    lengths = np.array([5, 2, 3])
+    projected = numpy_lstm.LSTM(
+        I, H, proj_size=H - 1, dropout=0.0, num_layers=1, mask_output="carry", rng=0
+    )
+    out, (h_n, c_n) = projected(x_ok(), lengths=lengths)
+    assert (out.shape, h_n.shape, c_n.shape) == ((T, B, H - 1), (1, B, H - 1), (1, B, H))
+    # "carry": past its length a sequence repeats its last valid output, which is h_n
+    np.testing.assert_array_equal(out[2:, 1], np.broadcast_to(h_n[0, 1], (T - 2, H - 1)))
+    dropped = numpy_lstm.LSTM(I, H, num_layers=2, dropout=0.999, mask_output="zero", rng=0)
+    out, (h_n, _) = dropped(x_ok(), lengths=lengths)
+    assert out.shape == (T, B, H) and np.isfinite(out).all()
+    assert not out[2:, 1].any() and not out[3:, 2].any()  # "zero": padding outputs zeros
+    np.testing.assert_array_equal(out[1, 1], h_n[1, 1])  # the top layer's last valid output
 
 
 # -- lengths and masks ---------------------------------------------------------------------------

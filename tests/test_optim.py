@@ -9,53 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import to_torch
-from numpy_lstm import LSTM, Linear, Module
+from conftest import TinyModel, random_grads, run_both, set_grads
+from numpy_lstm import Module
 from numpy_lstm.train.optim import Adam
 
 TOL = {np.float32: dict(rtol=0, atol=1e-6), np.float64: dict(rtol=0, atol=1e-12)}
-
-
-class TinyModel(Module):
-    """LSTM(3 → 4) + Linear(4 → 2): parameters of several shapes, nested two levels."""
-
-    def __init__(self, dtype: type, seed: int = 0) -> None:
-        super().__init__()
-        rng = np.random.default_rng(seed)
-        self.lstm = LSTM(3, 4, dtype=dtype, rng=rng)
-        self.head = Linear(4, 2, dtype=dtype, rng=rng)
-
-
-def random_grads(rng: np.random.Generator, model: Module) -> dict[str, np.ndarray]:
-    """A gradient per parameter with a random scale, so some are tiny (eps matters), some large."""
-    return {
-        name: (rng.standard_normal(p.shape) * 10.0 ** rng.uniform(-6, 1)).astype(p.dtype)
-        for name, p in model.named_parameters()
-    }
-
-
-def set_grads(model: Module, grads: dict[str, np.ndarray]) -> None:
-    live = model.grads
-    for name, grad in grads.items():
-        live[name][...] = grad
-
-
-def run_both(ours_cls, torch_cls, hyper, dtype, steps, rng, model=None):
-    """Our optimizer and torch's, each on a copy of the same parameters, fed the same random
-    gradients for `steps` steps. Returns (model, ours, torch parameters, torch optimizer)."""
-    model = model or TinyModel(dtype)
-    theirs = [torch.nn.Parameter(to_torch(p.copy())) for _, p in model.named_parameters()]
-    torch_opt = torch_cls(theirs, foreach=False, **hyper)
-    opt = ours_cls(model, **hyper)
-    for _ in range(steps):
-        grads = random_grads(rng, model)
-        opt.zero_grad()
-        set_grads(model, grads)
-        opt.step()
-        for p, g in zip(theirs, grads.values(), strict=True):
-            p.grad = to_torch(g)
-        torch_opt.step()
-    return model, opt, theirs, torch_opt
 
 
 CASES = [
@@ -157,9 +115,8 @@ def test_state_dict_is_plain_and_a_copy() -> None:
     run(model, opt, np.random.default_rng(4), 2)
     state = opt.state_dict()
     assert state["step"] == 2 and isinstance(state["step"], int)
-    assert {k for k in state if not k.startswith("exp_avg")} == {
-        "step", "lr", "beta1", "beta2", "eps", "weight_decay"
-    }  # fmt: skip
+    scalars = {k for k in state if not k.startswith("exp_avg")}
+    assert scalars == {"step", "lr", "beta1", "beta2", "eps", "weight_decay"}
     names = [name for name, _ in model.named_parameters()]
     assert sorted(k for k in state if k.startswith("exp_avg.")) == sorted(
         f"exp_avg.{n}" for n in names

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import to_torch
+from conftest import TinyModel, random_grads, run_both, set_grads, to_torch
 from numpy_lstm.train.optim import SGD, AdamW, RMSprop, clip_grad_norm
 from numpy_lstm.train.schedules import CosineLR, StepLR
-from test_optim import TinyModel, random_grads, run_both, set_grads
 
 # torch warns when a scheduler steps without optimizer steps; here only the lr values matter.
 pytestmark = pytest.mark.filterwarnings(r"ignore:Detected call of `lr_scheduler.step\(\)`")

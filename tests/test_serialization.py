@@ -20,9 +20,20 @@ I, H = 3, 4
 MODELS = {
     "plain": lambda rng: numpy_lstm.LSTM(I, H, rng=rng),
     "every option": lambda rng: numpy_lstm.LSTM(
-        I, H, 2, bidirectional=True, batch_first=True, proj_size=2, peephole=True,
-        layer_norm=True, clip=3.0, activations=("hard_sigmoid", "tanh", "softsign"),
-        mask_output="carry", zoneout=(0.1, 0.2), dtype=np.float64, rng=rng,
+        I,
+        H,
+        2,
+        bidirectional=True,
+        batch_first=True,
+        proj_size=2,
+        peephole=True,
+        layer_norm=True,
+        clip=3.0,
+        activations=("hard_sigmoid", "tanh", "softsign"),
+        mask_output="carry",
+        zoneout=(0.1, 0.2),
+        dtype=np.float64,
+        rng=rng,
     ),
     "cell": lambda rng: numpy_lstm.LSTMCell(I, H, bias=False, rng=rng),
     "linear": lambda rng: numpy_lstm.Linear(I, 2, rng=rng),
@@ -30,7 +41,7 @@ MODELS = {
         numpy_lstm.LSTM(I, H, bidirectional=True, rng=rng), numpy_lstm.Linear(2 * H, 2, rng=rng)
     ),
     "lstm, no head": lambda rng: SequenceModel(numpy_lstm.LSTM(I, H, rng=rng)),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("name", MODELS)

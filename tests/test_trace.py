@@ -4,6 +4,7 @@ step by step, and the summaries and narration say what the numbers say."""
 from __future__ import annotations
 
 import re
+import string
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import torch
 
 import numpy_lstm
 from conftest import distinct_gate_state, to_torch
+from numpy_lstm.inspect.trace import NARRATION, NARRATION_FIELDS, NUMBER_FORMATS
 
 T, B, I, H = 7, 3, 3, 4
 
@@ -68,12 +70,13 @@ def test_trace_records_the_gates_torch_computes_in_both_directions(
 
 
 def test_recording_is_only_on_request(rng: np.random.Generator) -> None:
+    from numpy_lstm.core.options import SequenceOptions
     from numpy_lstm.core.sequence import lstm_forward
 
     w = numpy_lstm.LSTM(I, H, dtype=np.float64, rng=rng).layer_weights()
     x, zeros = rng.standard_normal((T, B, I)), np.zeros((B, H))
     plain = lstm_forward(x, zeros, zeros, w)[3]
-    recorded = lstm_forward(x, zeros, zeros, w, record=True)[3]
+    recorded = lstm_forward(x, zeros, zeros, w, SequenceOptions(record=True))[3]
     assert all(step.preactivations is None for step in plain.steps)
     assert all(step.preactivations is not None for step in recorded.steps)
 
@@ -137,11 +140,27 @@ def test_saturation_written_and_erased_follow_their_definitions(rng: np.random.G
         assert closed[unit] == sum(v < 0.1 for v in picked) / len(picked)
         assert opened[unit] == sum(v > 0.9 for v in picked) / len(picked)
     record = tr.layer(0, 0)
-    np.testing.assert_allclose(tr.written(), tr.gate("i") * tr.gate("g"))
-    np.testing.assert_allclose(tr.erased(), (1 - tr.gate("f")) * record.c_before)
     # c = f·c_before + i·g at every valid step: written minus erased is the change of memory.
     change = (tr.written() - tr.erased())[tr.valid]
     np.testing.assert_allclose(change, (record.c - record.c_before)[tr.valid], atol=1e-13)
+
+
+def test_written_and_erased_are_the_two_parts_of_torchs_memory_update(
+    rng: np.random.Generator,
+) -> None:
+    """torch's memories and gates obey c_t = f·c_prev + i·g, so what a step wrote is
+    c_t − f·c_prev and what it erased is c_prev + i·g − c_t (c_prev: the memory the step read,
+    the next one in time for the reverse direction)."""
+    lstm, state = bidirectional(rng)
+    x = 3 * rng.standard_normal((T, B, I))
+    tr = numpy_lstm.trace(lstm, x)
+    for direction, suffix in ((0, ""), (1, "_reverse")):
+        gates, c = torch_gates(x, state, suffix, reverse=bool(direction))
+        i, f, g = gates[..., :H], gates[..., H : 2 * H], gates[..., 2 * H : 3 * H]
+        start = np.zeros_like(c[:1])
+        c_prev = np.concatenate([start, c[:-1]] if direction == 0 else [c[1:], start])
+        np.testing.assert_allclose(tr.written(0, direction), c - f * c_prev, atol=1e-13)
+        np.testing.assert_allclose(tr.erased(0, direction), c_prev + i * g - c, atol=1e-13)
 
 
 def test_explain_narrates_the_trace_numbers(rng: np.random.Generator) -> None:
@@ -154,6 +173,13 @@ def test_explain_narrates_the_trace_numbers(rng: np.random.Generator) -> None:
     assert "Eraser" in text and "Filter" in text and "Presenter" in text and "Writer" in text
     assert f"{tr.layer().c[4, 0, 2]:+.2f}" in text
     assert "padding" in tr.explain(step=5, unit=0, batch=1)
+
+
+def test_the_narration_has_only_plain_fields_that_the_explorer_page_can_fill() -> None:
+    parsed = [part for part in string.Formatter().parse(NARRATION) if part[1] is not None]
+    assert all(spec == "" and conversion is None for _, _, spec, conversion in parsed)
+    assert {name for _, name, _, _ in parsed} == {"step", "unit", *NARRATION_FIELDS}
+    assert set(NARRATION_FIELDS.values()) <= set(NUMBER_FORMATS)
 
 
 def test_trace_errors(rng: np.random.Generator) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import assert_resume_is_bit_exact
 from numpy_lstm.io.native import load_tensors, save_tensors
-from numpy_lstm.tasks import AddingTask, CharLMTask, CopyTask, Task
+from numpy_lstm.tasks import AddingTask, CharLMTask, CopyTask, Task, build_task
 from numpy_lstm.tasks.charlm import Vocabulary, sample
 from numpy_lstm.train import NonFiniteError, Trainer, TrainerConfig
 from numpy_lstm.train.optim import Adam, AdamW
@@ -252,3 +252,31 @@ def test_epochs_become_steps_and_are_reported(text_file: str) -> None:
         Trainer(adding, Adam(adding.model), config=TrainerConfig(epochs=1))
     with pytest.raises(ValueError, match=r"epochs: expected a positive number"):
         TrainerConfig(epochs=0)
+
+
+# config() of each task as checkpoints stored it before the options became dataclasses
+STORED_CONFIGS = {
+    "adding": {"T": 6, "hidden_size": 4, "batch_size": 4, "eval_size": 8, "seed": 0,
+               "dtype": "float32"},
+    "copy": {"T": 5, "hidden_size": 4, "batch_size": 4, "eval_size": 8, "seed": 0,
+             "dtype": "float64"},
+    "charlm": {"text": None, "embedding_dim": 4, "hidden_size": 8, "num_layers": 1,
+               "dropout": 0.0, "batch_size": 4, "bptt": 8, "stride": 4, "val_fraction": 0.1,
+               "seed": 0, "dtype": "float32"},
+    "forecast": {"csv": None, "column": "passengers", "series": None, "window": 6,
+                 "horizon": 1, "hidden_size": 4, "batch_size": 32, "val_fraction": 0.2,
+                 "seasonal_period": None, "relative": False, "seed": 0, "dtype": "float32"},
+    "digits": {"hidden_size": 4, "batch_size": 32, "val_fraction": 0.2, "random_crop": True,
+               "seed": 2, "dtype": "float32"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(STORED_CONFIGS))
+def test_stored_configs_still_rebuild_their_task(name: str) -> None:
+    task = build_task(name, STORED_CONFIGS[name])
+    assert task.name == name and task.config() == STORED_CONFIGS[name]
+    again = type(task)(**task.config())  # the same task, the same fresh weights
+    for key, value in task.model.state_dict().items():
+        np.testing.assert_array_equal(again.model.state_dict()[key], value, err_msg=key)
+    with pytest.raises(ValueError, match=f"config of task '{name}' rejected: .*'width'"):
+        build_task(name, STORED_CONFIGS[name] | {"width": 3})

@@ -4,8 +4,8 @@ against torch.nn.LSTM (oneDNN) and onnxruntime, in one process, on the same floa
 For each case and thread count every implementation is warmed up, then timed in interleaved
 rounds (so that a noisy neighbour hurts all columns alike); a sample is the mean of enough calls
 to last `min_sample_s`, and we report the median and the minimum of `repeats` samples. Threads
-are set for everyone: BLAS/OpenMP via threadpoolctl, `torch.set_num_threads`, onnxruntime's
-`intra_op_num_threads` and numpy-lstm's own kernel threads.
+are set for everyone: BLAS via threadpoolctl, `torch.set_num_threads` (its OpenMP threads too),
+onnxruntime's `intra_op_num_threads` and numpy-lstm's own kernel threads.
 
 The GEMM bound of a case is what its matrix products alone take with NumPy's BLAS at the same
 thread count: T × one per-step (B×H)·(H×4H) product plus the one input product per
@@ -25,12 +25,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from ..kernels import select as kernels
-from ..kernels.threads import set_num_threads
+from ..kernels.threads import blas_threads, set_num_threads
 from ..nn.lstm import LSTM
 
 
@@ -101,23 +102,21 @@ def measure(
 
 @contextmanager
 def threads(n: int) -> Iterator[None]:
-    """Use n threads everywhere: BLAS and OpenMP (threadpoolctl), torch, our kernels."""
-    from threadpoolctl import threadpool_limits
-
+    """Use n threads everywhere: BLAS (threadpoolctl), torch (its OpenMP), our kernels."""
     previous = set_num_threads(n)
     try:
         import torch
-
+    except ImportError:
+        torch_previous = None
+    else:
         torch_previous = torch.get_num_threads()
         torch.set_num_threads(n)
-    except ImportError:
-        torch, torch_previous = None, 0
     try:
-        with threadpool_limits(n):
+        with blas_threads(n):
             yield
     finally:
         set_num_threads(previous)
-        if torch is not None:
+        if torch_previous is not None:
             torch.set_num_threads(torch_previous)
 
 
@@ -148,9 +147,7 @@ def gemm_seconds(shapes: Gemms, repeats: int) -> float:
         a = rng.standard_normal((M, K), dtype=np.float32)
         b = rng.standard_normal((K, N), dtype=np.float32)
         out = np.empty((M, N), np.float32)
-        timing = measure(
-            {"gemm": lambda a=a, b=b, out=out: np.matmul(a, b, out=out)}, repeats, 2e-3
-        )
+        timing = measure({"gemm": partial(np.matmul, a, b, out=out)}, repeats, 2e-3)
         total += count * timing["gemm"]["min_ms"] / 1e3
     return total
 
@@ -228,7 +225,6 @@ def charlm_calls(case: Case, n_threads: int, rng: np.random.Generator) -> dict[s
     """One training step of a char-LM — embedding, LSTM, linear, softmax cross-entropy and the
     backward of it all — written inline in NumPy around our LSTM, and the same in torch."""
     import torch
-    from threadpoolctl import ThreadpoolController
 
     V, T, B, H = case.vocab, case.T, case.B, case.H
     ours, theirs = _models(case, rng)
@@ -255,12 +251,10 @@ def charlm_calls(case: Case, n_threads: int, rng: np.random.Generator) -> dict[s
         np.add.at(d_emb, idx, dx)  # rows used several times add up
         return float(loss)
 
-    blas = ThreadpoolController()
-
     def ours_step() -> float:
         # Our kernels bring their own threads; left multi-threaded, OpenBLAS would keep one
         # spinning for ~0.1 s after each of the head's products, taking its core from them.
-        with blas.limit(limits=1, user_api="blas"):
+        with blas_threads(1):
             return step()
 
     params = [*embedding.parameters(), *theirs.parameters(), *head.parameters()]
@@ -323,8 +317,9 @@ def startup_times() -> dict[str, float]:
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "NUMBA_CACHE_DIR": cache}
         for label in ("compile", "cached"):
-            out = subprocess.run([sys.executable, "-c", snippet], env=env, capture_output=True,
-                                 text=True, check=True).stdout.split()  # fmt: skip
+            out = subprocess.run(
+                [sys.executable, "-c", snippet], env=env, capture_output=True, text=True, check=True
+            ).stdout.split()
             result["import_s"], result[f"first_call_{label}_s"] = float(out[0]), float(out[1])
     return result
 
@@ -394,8 +389,10 @@ def markdown(report: dict) -> str:
             f"**{n} thread{'s' if n > 1 else ''}** (ms; ratio = ours / peer, < 1 is faster)",
             "",
         ]
-        lines.append("| case (T,B,I,H) | mode | ours | reference | torch | onnxruntime | "
-                     "ours/torch | ours/ORT | GFLOP/s | GEMM bound | target |")  # fmt: skip
+        lines.append(
+            "| case (T,B,I,H) | mode | ours | reference | torch | onnxruntime | "
+            "ours/torch | ours/ORT | GFLOP/s | GEMM bound | target |"
+        )
         lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
         for row in (r for r in report["results"] if r["threads"] == n):
             t = row["timings"]
@@ -411,9 +408,12 @@ def markdown(report: dict) -> str:
             )
     if "startup" in report:
         s = report["startup"]
-        lines += ["", f"`import numpy_lstm`: {s['import_s']:.3f} s; first forward+backward: "
-                  f"{s['first_call_compile_s']:.1f} s compiling the kernels, "
-                  f"{s['first_call_cached_s']:.2f} s with numba's disk cache"]  # fmt: skip
+        lines += [
+            "",
+            f"`import numpy_lstm`: {s['import_s']:.3f} s; first forward+backward: "
+            f"{s['first_call_compile_s']:.1f} s compiling the kernels, "
+            f"{s['first_call_cached_s']:.2f} s with numba's disk cache",
+        ]
     return "\n".join(lines)
 
 
@@ -421,9 +421,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[2, 1], help="(default: 2 1)")
     parser.add_argument("--repeats", type=int, default=7, help="samples per timing (default: 7)")
     parser.add_argument(
-        "--min-sample", type=float, default=0.05, metavar="SECONDS",
+        "--min-sample",
+        type=float,
+        default=0.05,
+        metavar="SECONDS",
         help="each sample repeats a call until it lasts this long (default: 0.05)",
-    )  # fmt: skip
+    )
     parser.add_argument("--cases", nargs="+", metavar="NAME", help="only cases whose name has NAME")
     parser.add_argument("--quick", action="store_true", help="tiny shapes: a smoke test")
     parser.add_argument("--startup", action="store_true", help="also time import and compilation")
@@ -432,7 +435,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    cases = QUICK_CASES if args.quick else CASES
+    cases: tuple[Case, ...] = QUICK_CASES if args.quick else CASES
     if args.cases:
         cases = tuple(c for c in cases if any(s in c.name for s in args.cases))
     report = run(cases, args.threads, args.repeats, args.min_sample)

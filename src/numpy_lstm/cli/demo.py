@@ -22,6 +22,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from ..inspect.trace import Trace, trace
+from ..nn.module import evaluating
 from ..tasks.charlm import CharLMTask
 from ..train.losses import cross_entropy
 from ..train.optim import Adam
@@ -49,14 +50,14 @@ def passage_trace(task: CharLMTask, text: str, last_only: bool = False) -> tuple
     flowing back through time — of every step's loss, or (`last_only`) of the last step's, which
     shows how far back a single error reaches. Returns the trace and the loss in bits/char."""
     model = task.model
-    model.eval()
     ids = task.vocab.encode(text)
-    tr = trace(model.lstm, model.embedding(ids[:-1, None]))
-    logits = model.head(tr.layer().h)  # (T, 1, V)
-    counted = np.zeros(len(ids) - 1, dtype=bool)
-    counted[-1 if last_only else 0 :] = True
-    loss, dlogits = cross_entropy(logits, ids[1:, None], mask=counted[:, None])
-    tr.backward(model.head.backward(dlogits))
+    with evaluating(model):
+        tr = trace(model.lstm, model.embedding(ids[:-1, None]))
+        logits = model.head(tr.layer().h)  # (T, 1, V)
+        counted = np.zeros(len(ids) - 1, dtype=bool)
+        counted[-1 if last_only else 0 :] = True
+        loss, dlogits = cross_entropy(logits, ids[1:, None], mask=counted[:, None])
+        tr.backward(model.head.backward(dlogits))
     return tr, loss / np.log(2)
 
 
@@ -71,8 +72,13 @@ def write_report(task: CharLMTask, trainer: Trainer, settings: DemoSettings, say
     tr, bpc = passage_trace(task, passage)
     ranked = features.rank_units(tr, features.text_features(passage[:-1]))
     highlights = {name: unit for name, (unit, _) in ranked.items()}
-    explorer.write_explorer(out / "explorer.html", passage[:-1], tr, highlights=highlights,
-                            title="numpy-lstm demo: a char-LM reading Python's docs")  # fmt: skip
+    explorer.write_explorer(
+        out / "explorer.html",
+        passage[:-1],
+        tr,
+        highlights=highlights,
+        title="numpy-lstm demo: a char-LM reading Python's docs",
+    )
     units = sorted(set(highlights.values()))
     window = passage[:120]
     short, _ = passage_trace(task, window)
@@ -81,8 +87,9 @@ def write_report(task: CharLMTask, trainer: Trainer, settings: DemoSettings, say
     figures.memory_span_histogram(tr, out / "memory_span.png")
     reach, _ = passage_trace(task, passage[:400], last_only=True)
     figures.gradient_through_time(reach, out / "gradient_through_time.png")
-    figures.training_curves(trainer.history, out / "training.png",
-                            baseline=task.baseline()["bpc"], metric="bpc")  # fmt: skip
+    figures.training_curves(
+        trainer.history, out / "training.png", baseline=task.baseline()["bpc"], metric="bpc"
+    )
     lines = [f"Passage bits per character: {bpc:.3f}", ""]
     narrated: set[int] = set()
     for name, (unit, corr) in ranked.items():
@@ -92,8 +99,13 @@ def write_report(task: CharLMTask, trainer: Trainer, settings: DemoSettings, say
             for step in _interesting_steps(tr, unit, 3):
                 lines.append(f"  {_context(passage, step)}  {tr.explain(step, unit)}")
     (out / "narration.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    summary = {"steps": trainer.step, "history": trainer.history, "units": ranked,
-               "passage_bpc": bpc, "baseline_bpc": task.baseline()["bpc"]}  # fmt: skip
+    summary = {
+        "steps": trainer.step,
+        "history": trainer.history,
+        "units": ranked,
+        "passage_bpc": bpc,
+        "baseline_bpc": task.baseline()["bpc"],
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float), "utf-8")
     for line in lines[:10]:
         say(line)
@@ -134,17 +146,23 @@ def run(settings: DemoSettings, out: TextIO = sys.stdout) -> dict[str, Any]:
 
     Path(settings.out).mkdir(parents=True, exist_ok=True)
     config = TrainerConfig(
-        steps=settings.steps, eval_every=max(1, settings.steps // 5), log_every=50,
-        clip_norm=1.0, minutes=2 * settings.minutes, progress=None,
+        steps=settings.steps,
+        eval_every=max(1, settings.steps // 5),
+        log_every=50,
+        clip_norm=1.0,
+        minutes=2 * settings.minutes,
+        progress=None,
         checkpoint=str(Path(settings.out) / "charlm.ckpt"),
-    )  # fmt: skip
+    )
     warmup = min(20, settings.steps // 10)
     schedule = {"name": "cosine", "total_steps": settings.steps, "warmup_steps": warmup}
     trainer = Trainer(task, Adam(task.model, lr=4e-3), schedule, config, (show_sample,), out)
     started = time.perf_counter()
     result = trainer.fit()
-    say(f"trained {result['step']} steps in {time.perf_counter() - started:.0f} s; "
-        f"validation {result['last']['bpc']:.3f} bits per character")  # fmt: skip
+    say(
+        f"trained {result['step']} steps in {time.perf_counter() - started:.0f} s; "
+        f"validation {result['last']['bpc']:.3f} bits per character"
+    )
     folder = write_report(task, trainer, settings, say)
     say("")
     say(f"Report written to {folder.resolve()}/")
@@ -158,6 +176,6 @@ def run(settings: DemoSettings, out: TextIO = sys.stdout) -> dict[str, Any]:
         "narration.txt",
         "charlm.ckpt",
     ):
-        say(f"  {name}")  # fmt: skip
+        say(f"  {name}")
     say("Open explorer.html in a browser; `numpy-lstm sample` continues text from charlm.ckpt.")
     return {**result, "report": str(folder)}

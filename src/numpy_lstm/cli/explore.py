@@ -10,9 +10,14 @@ Subparsers = argparse._SubParsersAction
 
 
 def explore(
-    checkpoint: str | Path, text: str, out: str | Path, *, layer: int = 0, direction: int = 0,
+    checkpoint: str | Path,
+    text: str,
+    out: str | Path,
+    *,
+    layer: int = 0,
+    direction: int = 0,
     max_chars: int | None = None,
-) -> Path:  # fmt: skip
+) -> Path:
     """Trace a char-LM checkpoint on `text` (eval mode) and write its explorer page to `out`,
     with the units that best track the text's features (memory c, |Pearson r|) as highlights."""
     from ..inspect import rank_units, text_features, write_explorer
@@ -29,9 +34,14 @@ def explore(
     ranked = rank_units(tr, text_features(text), "c", layer=layer, direction=direction)
     highlights = {f"{name} (r = {r:+.2f})": unit for name, (unit, r) in ranked.items()}
     return write_explorer(
-        out, text, tr, layer=layer, direction=direction, highlights=highlights,
+        out,
+        text,
+        tr,
+        layer=layer,
+        direction=direction,
+        highlights=highlights,
         title=f"Gate explorer · {Path(checkpoint).name}",
-    )  # fmt: skip
+    )
 
 
 def _run_explore(args: argparse.Namespace) -> int:
@@ -47,17 +57,19 @@ def _run_explore(args: argparse.Namespace) -> int:
 
 def add_explore(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
-        "explore", help="write an HTML page to explore a char-LM's gates on a text",
+        "explore",
+        help="write an HTML page to explore a char-LM's gates on a text",
         description="Run a char-LM checkpoint on a text, recording every gate, and write one "
         "self-contained HTML file (no network needed): the text coloured by any unit's memory, "
         "output or gate, hover details with the narration, and units × steps heatmaps.",
-    )  # fmt: skip
+    )
     parser.add_argument("checkpoint", help="a checkpoint written by `numpy-lstm train charlm`")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", help="the text to run the model on")
     source.add_argument("--text-file", metavar="FILE", help="read the text from a UTF-8 file")
     parser.add_argument("--out", default="explorer.html", help="the page (default: %(default)s)")
     parser.add_argument("--layer", type=int, default=0, help="the layer to show (default: 0)")
-    parser.add_argument("--max-chars", type=int, default=None,
-                        help="show only the first characters of the text")  # fmt: skip
+    parser.add_argument(
+        "--max-chars", type=int, default=None, help="show only the first characters of the text"
+    )
     parser.set_defaults(handler=_run_explore)

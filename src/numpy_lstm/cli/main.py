@@ -12,24 +12,11 @@ import os
 import sys
 from collections.abc import Sequence
 
+from ..train.task import non_negative_int, positive_int
 from ..version import __version__
 from .demo_adding import DemoConfig, run_demo
 from .explore import add_explore
-from .train import add_sample, add_train
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text}")
-    return value
+from .train import add_sample, add_train, checked_type
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -58,11 +45,14 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", default="demo-report", help="report folder (default: %(default)s)")
     parser.add_argument(
-        "--seed", type=_non_negative_int, default=0, help="random seed (default: %(default)s)"
+        "--seed",
+        type=checked_type("seed", int, non_negative_int),
+        default=0,
+        help="random seed (default: %(default)s)",
     )
     parser.add_argument(
         "--steps",
-        type=_positive_int,
+        type=checked_type("steps", int, positive_int),
         default=DemoConfig.steps,
         help="adding demo only: number of Adam steps (default: %(default)s)",
     )

@@ -1,113 +1,194 @@
 """`numpy-lstm train TASK ...` and `numpy-lstm sample CHECKPOINT ...`.
 
-Each task's options are its constructor's keyword arguments (`--hidden-size`, `--T`, `--text`,
-…), read from the signature, so a new task needs no CLI code; the training options (optimizer,
-schedule, steps, time budget, checkpoints) are shared by all tasks.
+Each task's options (`--hidden-size`, `--T`, `--text`, …) are the fields of its options
+dataclass (`task.Options`): their types, defaults, help texts and checks come from there, so a new
+task needs no CLI code, and a bad value is a usage error naming the option. The training options
+(optimizer, schedule, steps, time budget, checkpoints) are shared by all tasks.
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
+import dataclasses
 import json
 import sys
-from contextlib import nullcontext
-from typing import Any
+import typing
+from collections.abc import Callable
 
+from ..kernels.threads import blas_threads
 from ..tasks import TASKS, build_task
+from ..tasks.charlm import CharLMTask
+from ..train.task import Check, Task, non_negative_int, positive_int
 from ..train.trainer import OPTIMIZERS, Trainer, TrainerConfig, in_steps
 
 Subparsers = argparse._SubParsersAction
+COMMAND_LINE_TYPES = (bool, int, float, str)
 
 
-def _option_type(annotation: str) -> type | None:
-    """The argparse type for a constructor annotation such as "int | None" (None: not a CLI
-    option, e.g. an array argument)."""
-    for name, kind in (("bool", bool), ("int", int), ("float", float), ("str", str)):
-        if annotation.split(" | ")[0] == name:
-            return kind
-    return None
+def _command_line_type(annotation: object) -> type | None:
+    """The command-line type (bool, int, float or str) of an option's type annotation, such as
+    `int | None` or `str | list[str]` (a list given as "a,b"); None when it has no single one
+    (an array, say: such options are left to Python)."""
+    members = [m for m in typing.get_args(annotation) or (annotation,) if m is not type(None)]
+    kinds = [kind for kind in COMMAND_LINE_TYPES if kind in members]
+    lists = [m for m in members if typing.get_origin(m) is list]
+    return kinds[0] if len(kinds) == 1 and len(kinds) + len(lists) == len(members) else None
 
 
-def _task_options(parser: argparse.ArgumentParser, task: type) -> None:
-    """One `--option` per keyword argument of the task's constructor, typed by its annotation."""
+def checked_type(name: str, kind: type, check: Check | None) -> Callable[[str], object]:
+    """An argparse `type`: the text as `kind`, then `check`ed, so that a bad value is a usage
+    error ("argument --hidden-size: expected a positive integer, got 0")."""
+
+    def parse(text: str) -> object:
+        value = kind(text)  # a ValueError here reads "invalid int value: 'many'"
+        if check is None:
+            return value
+        try:
+            return check(name, value)
+        except (ValueError, TypeError) as err:
+            raise argparse.ArgumentTypeError(str(err).removeprefix(f"{name}: ")) from None
+
+    parse.__name__ = kind.__name__  # what argparse calls the type in its messages
+    return parse
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _task_options(parser: argparse.ArgumentParser, task: type[Task]) -> None:
+    """One `--option` per field of the task's options dataclass that the command line can
+    express, with the field's type, default, check and help."""
     group = parser.add_argument_group(f"{task.name} options")
-    for name, parameter in inspect.signature(task.__init__).parameters.items():
-        kind = _option_type(str(parameter.annotation))
-        if parameter.default is inspect.Parameter.empty or kind is None:
+    annotations = typing.get_type_hints(task.Options)
+    for field in dataclasses.fields(task.Options):
+        kind = _command_line_type(annotations[field.name])
+        if kind is None:
             continue
-        flag, default = f"--{name.replace('_', '-')}", parameter.default
-        if kind is bool:
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
-                               dest=f"task_{name}")  # fmt: skip
+        flag, dest, default = _flag(field.name), f"task_{field.name}", field.default
+        help_text = field.metadata["help"].replace("%", "%%")  # argparse formats help with %
+        if kind is bool:  # --relative / --no-relative
+            added = group.add_argument(
+                flag,
+                action=argparse.BooleanOptionalAction,
+                default=default,
+                dest=dest,
+                help=help_text,
+            )
         else:
-            group.add_argument(flag, type=kind, default=default, dest=f"task_{name}",
-                               metavar=name.upper(),
-                               help=f"(default: {default!r})")  # fmt: skip
+            added = group.add_argument(
+                flag,
+                type=checked_type(field.name, kind, field.metadata.get("check")),
+                default=default,
+                dest=dest,
+                metavar=field.name.upper(),
+                help=help_text,
+            )
+        if default is not None and "%(default)" not in (added.help or ""):  # some Pythons add it
+            added.help = f"{added.help} (default: %(default)s)"
 
 
 def _training_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("training")
     add = group.add_argument
-    add("--steps", type=int, default=1000, help="optimizer steps in all (default: 1000)")
+
+    def count(name: str, check: Check = positive_int) -> Callable[[str], object]:
+        return checked_type(name, int, check)
+
+    add("--steps", type=count("steps"), default=1000, help="optimizer steps in all (default: 1000)")
     add("--epochs", type=float, default=None, help="passes over the training data, instead")
     add("--minutes", type=float, default=None, help="stop after this wall-clock time")
     add("--optimizer", choices=sorted(OPTIMIZERS), default="Adam")
     add("--lr", type=float, default=3e-3, help="learning rate (default: 0.003)")
     add("--weight-decay", type=float, default=0.0)
     add("--schedule", choices=["constant", "cosine", "step"], default="cosine")
-    add("--warmup", type=int, default=0, help="linear warmup steps (cosine schedule)")
+    add(
+        "--warmup",
+        type=count("warmup", non_negative_int),
+        default=0,
+        help="linear warmup steps (cosine schedule)",
+    )
     add("--clip", type=float, default=1.0, help="global gradient-norm clip; 0 turns it off")
-    add("--eval-every", type=int, default=100)
-    add("--log-every", type=int, default=20)
-    add("--patience", type=int, default=None, help="early stopping after N flat evaluations")
+    add("--eval-every", type=count("eval_every"), default=100)
+    add("--log-every", type=count("log_every"), default=20)
+    add(
+        "--patience",
+        type=count("patience"),
+        default=None,
+        help="early stopping after N flat evaluations",
+    )
     add("--checkpoint", default=None, help="write a checkpoint here at every evaluation")
     add("--resume", default=None, metavar="CHECKPOINT", help="continue a checkpointed run")
-    add("--threads", type=int, default=None, help="BLAS threads (default: the library's)")
-    add("--progress", action=argparse.BooleanOptionalAction, default=None,
-        help="a progress bar (default: only on a terminal)")  # fmt: skip
+    add(
+        "--threads",
+        type=count("threads"),
+        default=None,
+        help="BLAS threads (default: the library's)",
+    )
+    add(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a progress bar (default: only on a terminal)",
+    )
 
 
-def _thread_limit(threads: int | None) -> Any:
-    if threads is None:
-        return nullcontext()
-    if threads < 1:
-        raise SystemExit("--threads: expected a positive integer")
-    from threadpoolctl import threadpool_limits
+# The trainer's settings that only TrainerConfig or the task can refuse, by their flags.
+TRAINING_FLAGS = {"epochs": "--epochs", "minutes": "--minutes", "clip_norm": "--clip"}
 
-    return threadpool_limits(limits=threads)
+
+def _with_flag(message: str, flags: dict[str, str]) -> str:
+    """An error message that starts with an option's name, such as "stride: …", with the
+    command line's spelling of it instead: "--stride: …"."""
+    name, colon, rest = message.partition(": ")
+    return f"{flags[name]}: {rest}" if colon and name in flags else message
+
+
+def _new_trainer(args: argparse.Namespace, config: TrainerConfig) -> Trainer:
+    options = {k[5:]: v for k, v in vars(args).items() if k.startswith("task_")}
+    task = build_task(args.task, options)
+    config = in_steps(config, task)  # the schedule needs the step count
+    hyper = {"lr": args.lr, "weight_decay": args.weight_decay}
+    optimizer = OPTIMIZERS[args.optimizer](task.model, **hyper)
+    schedule: dict[str, object] = {"name": args.schedule}
+    if args.schedule == "cosine":
+        schedule |= {"total_steps": config.steps, "warmup_steps": args.warmup}
+    elif args.schedule == "step":
+        schedule |= {"step_size": max(1, config.steps // 3), "gamma": 0.3}
+    return Trainer(task, optimizer, schedule, config)
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    config = TrainerConfig(
-        steps=args.steps, epochs=args.epochs, eval_every=args.eval_every,
-        log_every=args.log_every,
-        clip_norm=args.clip or None, patience=args.patience, minutes=args.minutes,
-        checkpoint=args.checkpoint, progress=args.progress,
-    )  # fmt: skip
-    with _thread_limit(args.threads):
-        if args.resume:
-            trainer = Trainer.resume(args.resume, config)
-            if trainer.task.name != args.task:
-                raise SystemExit(f"--resume: {args.resume} is a {trainer.task.name!r} run")
-        else:
-            options = {k[5:]: v for k, v in vars(args).items() if k.startswith("task_")}
-            task = build_task(args.task, options)
-            config = in_steps(config, task)  # the schedule needs the step count
-            hyper = {"lr": args.lr, "weight_decay": args.weight_decay}
-            optimizer = OPTIMIZERS[args.optimizer](task.model, **hyper)
-            schedule = {"name": args.schedule}
-            if args.schedule == "cosine":
-                schedule |= {"total_steps": config.steps, "warmup_steps": args.warmup}
-            elif args.schedule == "step":
-                schedule |= {"step_size": max(1, config.steps // 3), "gamma": 0.3}
-            trainer = Trainer(task, optimizer, schedule, config)
+    with blas_threads(args.threads):
+        try:
+            config = TrainerConfig(
+                steps=args.steps,
+                epochs=args.epochs,
+                eval_every=args.eval_every,
+                log_every=args.log_every,
+                clip_norm=args.clip or None,
+                patience=args.patience,
+                minutes=args.minutes,
+                checkpoint=args.checkpoint,
+                progress=args.progress,
+            )
+            if args.resume:
+                trainer = Trainer.resume(args.resume, config)
+                if trainer.task.name != args.task:
+                    raise SystemExit(f"--resume: {args.resume} is a {trainer.task.name!r} run")
+            else:
+                trainer = _new_trainer(args, config)
+        except (ValueError, OSError) as err:  # bad options, a missing file, a bad checkpoint
+            fields = dataclasses.fields(TASKS[args.task].Options)
+            message = _with_flag(str(err), {f.name: _flag(f.name) for f in fields} | TRAINING_FLAGS)
+            print(f"numpy-lstm train {args.task}: error: {message}", file=sys.stderr)
+            return 2
         baseline = trainer.task.baseline()
         if baseline:
             print(f"baseline: {json.dumps(baseline)}", file=sys.stderr)
         result = trainer.fit()
     print(json.dumps({"task": args.task, **result, "baseline": baseline}, default=float))
-    if args.task == "charlm":
+    if isinstance(trainer.task, CharLMTask):
         print(trainer.task.sample("\n", 300, temperature=0.8, seed=0))
     return 0
 
@@ -129,18 +210,24 @@ def _run_sample(args: argparse.Namespace) -> int:
 
     model, vocab = load_for_sampling(args.checkpoint)
     text = sample(
-        model, vocab, args.prime, args.length, temperature=args.temperature,
-        top_k=args.top_k, seed=args.seed,
-    )  # fmt: skip
+        model,
+        vocab,
+        args.prime,
+        args.length,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        seed=args.seed,
+    )
     print(args.prime + text)
     return 0
 
 
 def add_sample(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
-        "sample", help="generate text from a char-LM checkpoint",
+        "sample",
+        help="generate text from a char-LM checkpoint",
         description="Continue a priming text with a trained character language model.",
-    )  # fmt: skip
+    )
     parser.add_argument("checkpoint", help="a checkpoint written by `numpy-lstm train charlm`")
     parser.add_argument("--prime", default="\n", help="the text to continue (default: newline)")
     parser.add_argument("--length", type=int, default=500, help="characters to generate")

@@ -1,6 +1,6 @@
-"""One LSTM step, forward and backward, as pure functions.
+"""One LSTM step, as the pure functions that read like its equations.
 
-The equations (PyTorch gate order i, f, g, o; GUIDE §1)::
+In PyTorch's gate order i, f, g, o::
 
     z  = x·W_ihᵀ + h·W_hhᵀ + b_ih + b_hh        (B, 4H), split into four H-blocks
     i  = σ(z_i)      the Filter    — which parts of the new candidate are worth writing
@@ -10,6 +10,13 @@ The equations (PyTorch gate order i, f, g, o; GUIDE §1)::
     c' = f*c + i*g                 — `*` selects, `+` is the gradient highway
     h' = o*tanh(c')
 
+:func:`preactivations` is the first line, :func:`gate_activations` the next four and
+:func:`memory_update` the last two; :func:`memory_update_backward` and
+:func:`preactivations_backward` run them backwards. The step as a whole — these with the
+variants (peepholes, coupled gates, clip, other activations, layer norm) — is
+:func:`numpy_lstm.core.variants.step_forward` / :func:`~numpy_lstm.core.variants.step_backward`,
+which call these functions when no variant is on.
+
 Everything here takes and returns arrays, keeps the dtype it is given (float32 stays float32) and
 has no hidden state. Validation of user input happens in the layers, not here: these functions
 are the hot path and the readable reference at once.
@@ -17,7 +24,6 @@ are the hot path and the readable reference at once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -35,7 +41,7 @@ class LSTMWeights(NamedTuple):
     bias_hh:   (4H,) or None
     weight_hr: (P, H) or None — the output projection h = (o·tanh(c))·W_hrᵀ (Sak et al. 2014)
 
-    Variants (see :mod:`numpy_lstm.variants`), None when off:
+    Variants (see :mod:`numpy_lstm.core.variants`), None when off:
     weight_peephole: (3, H) — rows i, f, o: the gates also read the memory (Gers & Schmidhuber)
     ln_weight_ih, ln_bias_ih, ln_weight_hh, ln_bias_hh: (4H,) — layer norm of x·W_ihᵀ, h·W_hhᵀ
     ln_weight_c, ln_bias_c: (H,) — layer norm of c before the output activation (Ba et al. 2016)
@@ -83,7 +89,23 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
 
 def split_gates(gates: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(…, 4H) → the four (…, H) blocks i, f, g, o (views, no copy)."""
-    return tuple(np.split(gates, 4, axis=-1))  # type: ignore[return-value]
+    i, f, g, o = np.split(gates, 4, axis=-1)
+    return i, f, g, o
+
+
+def preactivations(x: np.ndarray, h_prev: np.ndarray, w: LSTMWeights) -> np.ndarray:
+    """z = x·W_ihᵀ + h·W_hhᵀ + b: x (B, I), h_prev (B, H_out) → z (B, 4H)."""
+    return x @ w.weight_ih.T + h_prev @ w.weight_hh.T + w.bias()
+
+
+def preactivations_backward(
+    dz: np.ndarray, x: np.ndarray, h_prev: np.ndarray, w: LSTMWeights
+) -> tuple[np.ndarray, np.ndarray, LSTMWeights]:
+    """Backward of :func:`preactivations`: dz (B, 4H) → dx (B, I), dh_prev (B, H_out) and the
+    gradients of weight_ih, weight_hh and both biases (summed over the batch) as LSTMWeights."""
+    db = None if w.bias_ih is None else dz.sum(axis=0)
+    dweights = LSTMWeights(dz.T @ x, dz.T @ h_prev, db, None if db is None else db.copy())
+    return dz @ w.weight_ih, dz @ w.weight_hh, dweights
 
 
 def gate_activations(z: np.ndarray) -> np.ndarray:
@@ -106,12 +128,12 @@ def memory_update(
 
 def memory_update_backward(
     dh: np.ndarray, dc: np.ndarray, gates: np.ndarray, c_prev: np.ndarray, tanh_c: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Backward through one step from the gate values on.
 
     dh, dc: (B, H) gradients of the loss w.r.t. this step's h and c (dc *not* yet including
-    the path through h). Returns dz (B, 4H), the gradient w.r.t. the pre-activations, and
-    dc_prev (B, H).
+    the path through h). Returns dz (B, 4H), the gradient w.r.t. the pre-activations, dc_prev
+    (B, H), and the full gradient w.r.t. c (B, H): dc plus the path through h.
     """
     i, f, g, o = split_gates(gates)
     do = dh * tanh_c
@@ -125,53 +147,4 @@ def memory_update_backward(
         ],
         axis=-1,
     )
-    return dz, dc * f  # the `+` highway: memory flows back scaled only by the Eraser
-
-
-@dataclass(frozen=True)
-class StepCache:
-    """What one forward step keeps for its backward. Shapes: x (B, I), others (B, H) or (B, 4H)."""
-
-    x: np.ndarray
-    h_prev: np.ndarray
-    c_prev: np.ndarray
-    gates: np.ndarray
-    tanh_c: np.ndarray
-
-
-class StepGrads(NamedTuple):
-    """Gradients of one step: dx (B, I), dh_prev and dc_prev (B, H), and the weights'."""
-
-    dx: np.ndarray
-    dh_prev: np.ndarray
-    dc_prev: np.ndarray
-    dweights: LSTMWeights
-
-
-def cell_forward(
-    x: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray, w: LSTMWeights
-) -> tuple[np.ndarray, np.ndarray, StepCache]:
-    """One LSTM step. x (B, I), h_prev and c_prev (B, H) → h (B, H), c (B, H), cache."""
-    z = x @ w.weight_ih.T + h_prev @ w.weight_hh.T + w.bias()
-    gates = gate_activations(z)
-    h, c, tanh_c = memory_update(gates, c_prev)
-    return h, c, StepCache(x, h_prev, c_prev, gates, tanh_c)
-
-
-def cell_backward(
-    dh: np.ndarray | None, dc: np.ndarray | None, cache: StepCache, w: LSTMWeights
-) -> StepGrads:
-    """Backward of :func:`cell_forward`. dh, dc (B, H) are upstream gradients; None means zero."""
-    zeros = np.zeros_like(cache.c_prev)
-    dz, dc_prev = memory_update_backward(
-        zeros if dh is None else dh,
-        zeros if dc is None else dc,
-        cache.gates,
-        cache.c_prev,
-        cache.tanh_c,
-    )
-    db = dz.sum(axis=0) if w.bias_ih is not None else None
-    dweights = LSTMWeights(
-        dz.T @ cache.x, dz.T @ cache.h_prev, db, None if db is None else db.copy()
-    )
-    return StepGrads(dz @ w.weight_ih, dz @ w.weight_hh, dc_prev, dweights)
+    return dz, dc * f, dc  # dc * f: the `+` highway, memory flows back scaled only by the Eraser

@@ -1,7 +1,7 @@
 """A whole sequence through one LSTM layer-direction: forward and backpropagation through time.
 
 Pure functions over time-major arrays (x: (T, B, I)). The per-step math is
-:func:`numpy_lstm.variants.step_forward` (the textbook cell when no variant is on); here we add
+:func:`numpy_lstm.core.variants.step_forward` (the textbook cell when no variant is on); here we add
 what makes a sequence fast, exact and general:
 
 - the input projection x·W_ihᵀ does not depend on the recurrence, so it is one big GEMM for all
@@ -23,12 +23,13 @@ what makes a sequence fast, exact and general:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
 import numpy as np
 
 from .cell import LSTMWeights
-from .variants import PLAIN, CellVariant, StepValues, layer_norm, layer_norm_backward, step_backward
+from .options import SequenceOptions
+from .variants import CellVariant, StepValues, layer_norm, layer_norm_backward, step_backward
 from .variants import step_forward as variant_step
 
 
@@ -83,6 +84,13 @@ class SequenceGrads(NamedTuple):
     dc: np.ndarray | None = None
 
 
+NO_OPTIONS = SequenceOptions()
+
+
+@overload
+def _in_processing_order(a: np.ndarray, reverse: bool) -> np.ndarray: ...
+@overload
+def _in_processing_order(a: np.ndarray | None, reverse: bool) -> np.ndarray | None: ...
 def _in_processing_order(a: np.ndarray | None, reverse: bool) -> np.ndarray | None:
     """Time axis 0 flipped for the reverse direction (a view; flipping twice restores it)."""
     return a if a is None or not reverse else a[::-1]
@@ -103,25 +111,19 @@ def lstm_forward(
     h0: np.ndarray,
     c0: np.ndarray,
     w: LSTMWeights,
-    *,
-    mask: np.ndarray | None = None,
-    reverse: bool = False,
-    carry_output: bool = False,
-    variant: CellVariant = PLAIN,
-    recurrent_keep: np.ndarray | None = None,
-    zoneout: tuple[np.ndarray, np.ndarray] | None = None,
-    record: bool = False,
+    options: SequenceOptions | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, SequenceCache]:
     """Run the LSTM over a sequence.
 
-    x (T, B, I), h0 (B, H_out), c0 (B, H), mask (T, B) bool or None,
-    recurrent_keep (B, H_out) or None, zoneout = (keep_h (T, B, H_out), keep_c (T, B, H)) or None
-    (time-major like x, even when `reverse`) →
+    x (T, B, I), h0 (B, H_out), c0 (B, H), `options` (the mask, direction, variant, dropout and
+    zoneout arrays; see :class:`SequenceOptions`; None: the plain cell over every step) →
     outputs (T, B, H_out), h_n (B, H_out), c_n (B, H), cache. Results keep the inputs' dtype.
-    With `record`, each step's pre-activations are kept in the cache too (for traces).
+    With `options.record`, each step's pre-activations are kept in the cache too (for traces).
     """
-    x, mask = _in_processing_order(x, reverse), _in_processing_order(mask, reverse)
-    zoneout_h, zoneout_c = (None, None) if zoneout is None else zoneout
+    o = NO_OPTIONS if options is None else options
+    variant, reverse, recurrent_keep = o.variant, o.reverse, o.recurrent_keep
+    x, mask = _in_processing_order(x, reverse), _in_processing_order(o.mask, reverse)
+    zoneout_h, zoneout_c = (None, None) if o.zoneout is None else o.zoneout
     zoneout_h = _in_processing_order(zoneout_h, reverse)
     zoneout_c = _in_processing_order(zoneout_c, reverse)
     carry_h = _carry_weights(mask, zoneout_h, x.dtype)
@@ -131,10 +133,16 @@ def lstm_forward(
     if mask is not None:  # padding may hold anything, NaN included: it must not reach the math
         x = np.where(mask[:, :, None], x, 0).astype(x.dtype, copy=False)
     z_x = (x.reshape(T * B, I) @ w.weight_ih.T).reshape(T, B, 4 * H)
-    ln_x = ln_h = None
+    ln_x: tuple[np.ndarray, np.ndarray] | None = None
+    ln_h: list[tuple[np.ndarray, np.ndarray]] | None = None
     if variant.layer_norm:
-        z_x, *ln_x = layer_norm(z_x, w.ln_weight_ih, w.ln_bias_ih, variant.layer_norm_eps)
-        ln_h = []
+        z_x, *ln_x_stats = layer_norm(
+            z_x,
+            _norm_weight(w, "ln_weight_ih"),
+            _norm_weight(w, "ln_bias_ih"),
+            variant.layer_norm_eps,
+        )
+        ln_x, ln_h = (ln_x_stats[0], ln_x_stats[1]), []
     z_x = z_x + w.bias()
     W_hh_T = w.weight_hh.T
     h = np.empty((T + 1, B, H_out), dtype=x.dtype)
@@ -145,22 +153,39 @@ def lstm_forward(
         h_in = h[s] if recurrent_keep is None else h[s] * recurrent_keep
         z_h = h_in @ W_hh_T
         if ln_h is not None:
-            z_h, *stats = layer_norm(z_h, w.ln_weight_hh, w.ln_bias_hh, variant.layer_norm_eps)
-            ln_h.append(tuple(stats))
-        step = variant_step(z_x[s] + z_h, c[s], w, variant, record)
+            z_h, normalised, inv_std = layer_norm(
+                z_h,
+                _norm_weight(w, "ln_weight_hh"),
+                _norm_weight(w, "ln_bias_hh"),
+                variant.layer_norm_eps,
+            )
+            ln_h.append((normalised, inv_std))
+        step = variant_step(z_x[s] + z_h, c[s], w, variant, o.record)
         steps.append(step)
         h[s + 1] = step.shown if w.weight_hr is None else step.shown @ w.weight_hr.T
         c[s + 1] = step.c
-        if carry_h is not None:  # keep part (or, at a masked step, all) of the previous state
+        if carry_h is not None and carry_c is not None:  # keep part (at a masked step, all)
             h[s + 1] = carry_h[s] * h[s] + (1 - carry_h[s]) * h[s + 1]
             c[s + 1] = carry_c[s] * c[s] + (1 - carry_c[s]) * c[s + 1]
     out = h[1:].copy()
-    if mask is not None and not carry_output:
+    if mask is not None and not o.carry_output:
         out *= mask[:, :, None]
     cache = SequenceCache(
-        x, h, c, steps, mask, carry_h, carry_c, recurrent_keep,
-        None if ln_x is None else tuple(ln_x), ln_h, w, variant, reverse, carry_output,
-    )  # fmt: skip
+        x=x,
+        h=h,
+        c=c,
+        steps=steps,
+        mask=mask,
+        carry_h=carry_h,
+        carry_c=carry_c,
+        recurrent_keep=recurrent_keep,
+        ln_x=ln_x,
+        ln_h=ln_h,
+        weights=w,
+        variant=variant,
+        reverse=reverse,
+        carry_output=o.carry_output,
+    )
     return _in_processing_order(out, reverse).copy(), h[T].copy(), c[T].copy(), cache
 
 
@@ -189,6 +214,7 @@ def lstm_backward(
     dh = np.zeros((B, H_out), dtype=x.dtype) if dh_n is None else dh_n.astype(x.dtype, copy=True)
     dc = np.zeros((B, H), dtype=x.dtype) if dc_n is None else dc_n.astype(x.dtype, copy=True)
     extra: dict[str, np.ndarray] = {}  # per-step parameters: peepholes, norms
+    carry_h, carry_c = cache.carry_h, cache.carry_c
     dh_steps = np.empty((T, B, H_out), dtype=x.dtype) if record else None
     dc_steps = np.empty((T, B, H), dtype=x.dtype) if record else None
     for s in reversed(range(T)):
@@ -196,30 +222,32 @@ def lstm_backward(
             dh = dh + d_out[s]
         if dh_steps is not None:
             dh_steps[s] = dh
-        if cache.carry_h is not None:  # the kept part of the state skips this step's math
-            dh, dh_kept = dh * (1 - cache.carry_h[s]), dh * cache.carry_h[s]
-            dc, dc_kept = dc * (1 - cache.carry_c[s]), dc * cache.carry_c[s]
+        if carry_h is not None and carry_c is not None:  # the kept part skips this step's math
+            dh, dh_kept = dh * (1 - carry_h[s]), dh * carry_h[s]
+            dc, dc_kept = dc * (1 - carry_c[s]), dc * carry_c[s]
         if dh_proj is not None:
             dh_proj[s] = dh
             dh = dh @ w.weight_hr
-        step = step_backward(dh, dc, cache.steps[s], cache.c[s], w, v, record)
+        step = step_backward(dh, dc, cache.steps[s], cache.c[s], w, v)
         dz[s], dc = step.dz, step.dc_prev
         _add_into(extra, step.params)
         if dc_steps is not None:
             dc_steps[s] = step.dc
         if cache.ln_h is not None:
-            dz_h[s], *ln_grads = layer_norm_backward(dz[s], *cache.ln_h[s], w.ln_weight_hh)
+            dz_h[s], *ln_grads = layer_norm_backward(
+                dz[s], *cache.ln_h[s], _norm_weight(w, "ln_weight_hh")
+            )
             _add_into(extra, dict(zip(("ln_weight_hh", "ln_bias_hh"), ln_grads, strict=True)))
         dh = dz_h[s] @ w.weight_hh
         if cache.recurrent_keep is not None:
             dh = dh * cache.recurrent_keep
-        if cache.carry_h is not None:
+        if carry_h is not None and carry_c is not None:
             dh, dc = dh + dh_kept, dc + dc_kept
     # The weight gradients sum over time: one GEMM each over the flattened (T·B) rows.
     db = dz.sum(axis=(0, 1)) if w.bias_ih is not None else None
     dz_x = dz
     if cache.ln_x is not None:
-        dz_x, *ln_grads = layer_norm_backward(dz, *cache.ln_x, w.ln_weight_ih)
+        dz_x, *ln_grads = layer_norm_backward(dz, *cache.ln_x, _norm_weight(w, "ln_weight_ih"))
         _add_into(extra, dict(zip(("ln_weight_ih", "ln_bias_ih"), ln_grads, strict=True)))
     dz_x_flat = dz_x.reshape(T * B, 4 * H)
     dx = (dz_x_flat @ w.weight_ih).reshape(T, B, I)
@@ -233,10 +261,19 @@ def lstm_backward(
         **extra,
     )
     dx = _in_processing_order(dx, cache.reverse).copy()
-    if record:  # back to time order; at masked steps only the carried part exists
+    if dh_steps is not None and dc_steps is not None:
+        # back to time order; at masked steps only the carried part exists
         dh_steps = _in_processing_order(dh_steps, cache.reverse).copy()
         dc_steps = _in_processing_order(dc_steps, cache.reverse).copy()
     return SequenceGrads(dx, dh, dc, dweights, dh_steps, dc_steps)
+
+
+def _norm_weight(w: LSTMWeights, name: str) -> np.ndarray:
+    """A layer-norm parameter the variant needs: its absence is a caller's error."""
+    value: np.ndarray | None = getattr(w, name)
+    if value is None:
+        raise ValueError(f"w: layer_norm needs {name}, and these weights have none")
+    return value
 
 
 def _projection_grad(dh_proj: np.ndarray, steps: list[StepValues]) -> np.ndarray:

@@ -40,9 +40,13 @@ def check_int(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
-def check_positive_int(name: str, value: Any) -> int:
-    """`value` as an int ≥ 1 (see :func:`check_int`)."""
-    return check_int(name, value, 1)
+def check_probability(name: str, value: Any) -> float:
+    """`value` as a float in [0, 1) (bools and non-numbers refused: TypeError)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected a number in [0, 1), got {value!r}")
+    if not 0 <= value < 1:
+        raise ValueError(f"{name}: expected a probability in [0, 1), got {value}")
+    return float(value)
 
 
 def as_float_array(name: str, value: Any, dtype: np.dtype) -> np.ndarray:

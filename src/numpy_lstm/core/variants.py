@@ -1,7 +1,9 @@
-"""The LSTM step with its variants, forward and backward, as pure functions.
+"""One LSTM step, forward and backward, with its variants, as pure functions.
 
-With no variant this is exactly the textbook step of :mod:`numpy_lstm.cell` (and calls it).
-The variants, each with its own backward, combine freely:
+:func:`step_forward` / :func:`step_backward` are *the* step: every layer and the sequence loop
+use them. With no variant (:data:`PLAIN`) they are exactly the textbook step of
+:mod:`numpy_lstm.core.cell` (and call its functions). The variants, each with its own backward,
+combine freely:
 
 - **peepholes** (Gers & Schmidhuber 2000; ONNX `P`): z_i += p_i·c_prev, z_f += p_f·c_prev and,
   as in ONNX, the Presenter reads the *new* memory: z_o += p_o·c.
@@ -13,7 +15,8 @@ The variants, each with its own backward, combine freely:
 - **activations** (ONNX `activations` f, g, h): the gate activation (default sigmoid), the
   Writer's (tanh) and the one applied to the memory before the Presenter (tanh).
 - **layer normalisation of the memory** (Ba et al. 2016): h = o·act(LN(c)); the normalisation
-  of the two pre-activation terms happens in :mod:`numpy_lstm.sequence`, where the GEMMs are.
+  of the two pre-activation terms happens in :mod:`numpy_lstm.core.sequence`, where the
+  GEMMs are.
 """
 
 from __future__ import annotations
@@ -104,9 +107,8 @@ class StepValues(NamedTuple):
     c: np.ndarray
     gates: np.ndarray
     act_c: np.ndarray  # act(c), or act(LN(c))
-    unclipped: np.ndarray | None  # (B, 4H) bool: where the clip let the gradient through
-    c_normalised: np.ndarray | None  # LN(c) before its affine part, and 1/std (B, 1)
-    c_inv_std: np.ndarray | None
+    unclipped: np.ndarray | None = None  # (B, 4H) bool: where the clip let the gradient through
+    c_norm: tuple[np.ndarray, np.ndarray] | None = None  # LN(c) before its affine part, 1/std
     preactivations: np.ndarray | None = None  # (B, 4H) what each activation read (if recorded)
 
 
@@ -117,19 +119,19 @@ class StepBackward(NamedTuple):
 
     dz: np.ndarray
     dc_prev: np.ndarray
-    dc: np.ndarray | None
+    dc: np.ndarray
     params: dict[str, np.ndarray]
 
 
 def step_forward(
-    z: np.ndarray, c_prev: np.ndarray, w: LSTMWeights, v: CellVariant, record: bool = False
+    z: np.ndarray, c_prev: np.ndarray, w: LSTMWeights, v: CellVariant = PLAIN, record: bool = False
 ) -> StepValues:
     """Pre-activations z (B, 4H) (without peephole terms) and memory c_prev (B, H) → StepValues.
     With `record`, the values each activation read (peepholes and clip included) are kept."""
     if v.is_plain and w.weight_peephole is None:
         gates = gate_activations(z)
         shown, c, tanh_c = memory_update(gates, c_prev)
-        return StepValues(shown, c, gates, tanh_c, None, None, None, z if record else None)
+        return StepValues(shown, c, gates, tanh_c, preactivations=z if record else None)
     gate_act, cell_act, hidden_act = (ACTIVATIONS[a][0] for a in v.activations)
     z = z.copy()
     zi, zf, zg, zo = np.split(z, 4, axis=-1)  # views into z
@@ -145,17 +147,25 @@ def step_forward(
     o = gate_act(_clip(zo, v.clip))
     unclipped = None if v.clip is None else np.abs(z) <= v.clip
     preactivations = _clip(z, v.clip) if record else None
-    normalised = inv_std = None
-    m = c
+    m, c_norm = c, None
     if v.layer_norm:
-        m, normalised, inv_std = layer_norm(c, w.ln_weight_c, w.ln_bias_c, v.layer_norm_eps)
+        weight, bias = _memory_norm(w)
+        m, normalised, inv_std = layer_norm(c, weight, bias, v.layer_norm_eps)
+        c_norm = (normalised, inv_std)
     act_c = hidden_act(m)
     gates = np.concatenate([i, f, g, o], axis=-1)
-    return StepValues(o * act_c, c, gates, act_c, unclipped, normalised, inv_std, preactivations)
+    return StepValues(o * act_c, c, gates, act_c, unclipped, c_norm, preactivations)
 
 
 def _clip(z: np.ndarray, clip: float | None) -> np.ndarray:
     return z if clip is None else np.clip(z, -clip, clip)
+
+
+def _memory_norm(w: LSTMWeights) -> tuple[np.ndarray, np.ndarray]:
+    """The gain and bias (H,) of the memory's layer norm, which a layer_norm variant needs."""
+    if w.ln_weight_c is None or w.ln_bias_c is None:
+        raise ValueError("weights: layer_norm is on, but ln_weight_c or ln_bias_c is None")
+    return w.ln_weight_c, w.ln_bias_c
 
 
 def step_backward(
@@ -164,26 +174,20 @@ def step_backward(
     step: StepValues,
     c_prev: np.ndarray,
     w: LSTMWeights,
-    v: CellVariant,
-    record: bool = False,
+    v: CellVariant = PLAIN,
 ) -> StepBackward:
     """Backward of :func:`step_forward`. dshown (B, H): gradient w.r.t. o·act(c); dc (B, H):
-    w.r.t. the new memory through later steps. See :class:`StepBackward` for what it returns;
-    its `dc` is None on the plain path unless `record`."""
+    w.r.t. the new memory through later steps. See :class:`StepBackward` for what it returns."""
     if v.is_plain and w.weight_peephole is None:
-        dz, dc_prev = memory_update_backward(dshown, dc, step.gates, c_prev, step.act_c)
-        dc_total = None
-        if record:  # the same sum memory_update_backward forms internally
-            o = step.gates[..., 3 * c_prev.shape[-1] :]
-            dc_total = dc + dshown * o * (1 - step.act_c * step.act_c)
+        dz, dc_prev, dc_total = memory_update_backward(dshown, dc, step.gates, c_prev, step.act_c)
         return StepBackward(dz, dc_prev, dc_total, {})
     d_gate, d_cell, d_hidden = (ACTIVATIONS[a][1] for a in v.activations)
     i, f, g, o = np.split(step.gates, 4, axis=-1)
     param_grads: dict[str, np.ndarray] = {}
     dm = dshown * o * d_hidden(step.act_c)
-    if v.layer_norm:
+    if step.c_norm is not None:
         dm, param_grads["ln_weight_c"], param_grads["ln_bias_c"] = layer_norm_backward(
-            dm, step.c_normalised, step.c_inv_std, w.ln_weight_c
+            dm, *step.c_norm, _memory_norm(w)[0]
         )
     dc = dc + dm
     dzo = dshown * step.act_c * d_gate(o)

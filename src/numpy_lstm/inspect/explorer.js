@@ -1,10 +1,11 @@
 "use strict";
-/* The gate explorer page (built by numpy_lstm/report/explorer.py).
+/* The gate explorer page (built by numpy_lstm/inspect/explorer.py).
 
-   Data: #meta is small JSON (text, sizes, labels); each #plane-KEY holds one quantity as base64
-   of deflated, byte-shuffled, unit-major codes: plane[unit * T + step]. A code is 2·|n| + sign,
-   where n is the number Trace.explain prints (gates in whole percent, the rest in hundredths),
-   so the page narrates with exactly Python's numbers. Nothing here touches the network. */
+   Data: #meta is small JSON (text, sizes, labels, and Trace.explain's sentences with how each of
+   their numbers is formatted); each #plane-KEY holds one quantity as base64 of deflated,
+   byte-shuffled, unit-major codes: plane[unit * T + step]. A code is 2·|n| + sign, where n is
+   the number Trace.explain prints (gates in whole percent, the rest in hundredths), so the page
+   narrates with exactly Python's numbers and words. Nothing here touches the network. */
 
 // -- decoding -----------------------------------------------------------------------------------
 
@@ -48,7 +49,7 @@ async function readPlanes() {
   return planes;
 }
 
-// -- numbers and words (keep in sync with Trace.explain in numpy_lstm/trace.py) ----------------
+// -- numbers and words --------------------------------------------------------------------------
 
 const magnitude = (code) => code >>> 1;
 const isNegative = (code) => (code & 1) === 1;
@@ -66,22 +67,38 @@ const signed2 = (code) => `${isNegative(code) ? "-" : "+"}${decimal(magnitude(co
 /** A gate as a fraction with two decimals: 97% → "0.97". */
 const fraction = (code) => `${isNegative(code) ? "-" : ""}${decimal(magnitude(code))}`;
 
-/** The narration of step t, unit u, word for word as Trace.explain writes it. */
+/** The number formats of the narration's fields (NUMBER_FORMATS in numpy_lstm/inspect/trace.py). */
+const FORMATS = { percent, signed: signed2 };
+
+/** A template's plain {name} fields replaced by values[name]; a doubled brace is a literal one,
+    as in Python's str.format. */
+function fill(template, values) {
+  return template.replace(/\{\{|\}\}|\{(\w+)\}/g, (match, name) => {
+    if (name === undefined) return match[0];
+    if (!Object.hasOwn(values, name)) throw new Error(`narration: no value for {${name}}`);
+    return String(values[name]);
+  });
+}
+
+/** The narration of step t, unit u: the sentence Python sent (meta.narration), filled in with
+    the stored numbers, so it reads word for word as Trace.explain writes it. */
 function explain(data, t, u) {
-  if (!data.valid[t]) return `step ${t}: padding — the memory is carried through unchanged.`;
-  const at = (q) => data.code(q, t, u);
-  return (
-    `step ${t}, unit ${u}: the Eraser kept ${percent(at("f"))} of the memory, ` +
-    `the Filter let ${percent(at("i"))} of the Writer's candidate (${signed2(at("g"))}) in, ` +
-    `the Presenter showed ${percent(at("o"))}. ` +
-    `Memory ${signed2(data.memoryBefore(t, u))} → ${signed2(at("c"))}, output ${signed2(at("h"))}.`
-  );
+  const { sentence, padding, fields } = data.narration;
+  if (!data.valid[t]) return fill(padding, { step: t });
+  const values = { step: t, unit: u };
+  for (const [field, kind] of Object.entries(fields)) {
+    if (!(kind in FORMATS)) throw new Error(`narration: unknown number format ${kind}`);
+    // every field is a plane, except the memory a step started from
+    const code = field === "c_before" ? data.memoryBefore(t, u) : data.code(field, t, u);
+    values[field] = FORMATS[kind](code);
+  }
+  return fill(sentence, values);
 }
 
 function makeData(meta, planes) {
   const T = meta.steps;
   return {
-    T, H: meta.units, valid: planes.valid, planes,
+    T, H: meta.units, valid: planes.valid, planes, narration: meta.narration,
     chars: Array.from(meta.text), // code points, as Python indexes the text
     code: (q, t, u) => planes[q][u * T + t],
     /** The memory step t started from: what the previous step in reading order ended with. */

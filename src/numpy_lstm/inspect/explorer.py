@@ -9,6 +9,10 @@ output h, or one of the four gates: the "interpretable cell" view of Karpathy, J
 units × steps heatmaps of every gate. Everything is inline — script, style and data — so the file
 works offline, from disk, in any modern browser; nothing in it points to the network.
 
+Narration. The page does not have its own wording: its data carries :meth:`Trace.explain`'s
+sentences (:func:`~numpy_lstm.inspect.trace.narration_template`), and the page only fills in the
+numbers, formatted as Python formats them.
+
 Encoding. The page stores, per step and unit, exactly the numbers that :meth:`Trace.explain`
 prints: the Filter, Eraser and Presenter in whole percent, the Writer, the memory and the output in
 hundredths. That resolution (101 or 201 levels on the gates' and Writer's ranges) is finer than a
@@ -31,11 +35,11 @@ import re
 import zlib
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 
-from .trace import Trace
+from .trace import NarrationTemplate, Trace, narration_template
 
 # key → (label, what it means); the order is the page's quantity picker.
 QUANTITIES = {
@@ -47,6 +51,38 @@ QUANTITIES = {
     "o": ("Presenter o", "how much of the memory is shown as output"),
 }
 MARKERS = re.compile(r"/\*STYLE\*/|/\*SCRIPT\*/|\{\{TITLE\}\}|\{\{META\}\}|\{\{PLANES\}\}")
+
+
+class Quantity(TypedDict):
+    key: str
+    label: str
+    about: str
+
+
+class Highlight(TypedDict):
+    label: str
+    unit: int
+
+
+class PageMeta(TypedDict):
+    """The page's small JSON: the text, sizes, labels, highlights, the narration to fill in and
+    the memory before the first step read (sign-magnitude codes, (H,))."""
+
+    title: str
+    text: str
+    steps: int
+    units: int
+    layer: int
+    direction: int
+    layers: int
+    directions: int
+    quantities: list[Quantity]
+    highlights: list[Highlight]
+    narration: NarrationTemplate
+    c_edge: list[int]
+
+
+Planes = dict[str, dict[str, str]]  # key → encode_plane's {"dtype", "data"}
 
 
 def narrated_numbers(
@@ -105,12 +141,19 @@ def encode_plane(codes: np.ndarray) -> dict[str, str]:
 
 
 def page_data(
-    text: str, trace: Trace, *, layer: int = 0, direction: int = 0, batch: int = 0,
-    title: str = "", highlights: dict[str, int] | None = None, max_chars: int | None = None,
-) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:  # fmt: skip
+    text: str,
+    trace: Trace,
+    *,
+    layer: int = 0,
+    direction: int = 0,
+    batch: int = 0,
+    title: str = "",
+    highlights: dict[str, int] | None = None,
+    max_chars: int | None = None,
+) -> tuple[PageMeta, Planes]:
     """What the page needs: (meta, planes). meta is small JSON (text, sizes, labels, highlights,
-    the memory at the edge); planes maps "i", "f", "g", "o", "c", "h" and "valid" (T,) to
-    :func:`encode_plane` output. Pure: reads the trace, writes nothing."""
+    the narration's sentences, the memory at the edge); planes maps "i", "f", "g", "o", "c", "h"
+    and "valid" (T,) to :func:`encode_plane` output. Pure: reads the trace, writes nothing."""
     text = text if max_chars is None else text[:max_chars]
     if not text:
         raise ValueError("text: expected at least one character")
@@ -126,7 +169,7 @@ def page_data(
     numbers = narrated_numbers(trace, layer, direction, batch, T)
     planes = {key: encode_plane(sign_magnitude(numbers[key])) for key in QUANTITIES}
     planes["valid"] = encode_plane(trace.valid[:T, batch].astype(np.uint8))
-    meta = {
+    meta: PageMeta = {
         "title": title,
         "text": text,
         "steps": T,
@@ -137,18 +180,19 @@ def page_data(
         "directions": trace.lstm.num_directions,
         "quantities": [{"key": k, "label": v[0], "about": v[1]} for k, v in QUANTITIES.items()],
         "highlights": [{"label": label, "unit": int(u)} for label, u in highlights.items()],
+        "narration": narration_template(),
         "c_edge": sign_magnitude(numbers["c_edge"]).astype(int).tolist(),
     }
     return meta, planes
 
 
-def _script_json(value: Any) -> str:
+def _script_json(value: object) -> str:
     """JSON that is safe inside <script>: no "<" (so no "</script>") and no "//" from the
     text that would read like a link; both are valid JSON escapes."""
     return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c").replace("/", "\\/")
 
 
-def render_html(meta: dict[str, Any], planes: dict[str, dict[str, str]]) -> str:
+def render_html(meta: PageMeta, planes: Planes) -> str:
     """The page: the template with the style, the script and the data inlined."""
     assets = files(__package__)
     blocks = "\n".join(
@@ -170,10 +214,17 @@ def render_html(meta: dict[str, Any], planes: dict[str, dict[str, str]]) -> str:
 
 
 def write_explorer(
-    path: str | Path, text: str, trace: Trace, *, layer: int = 0, direction: int = 0,
-    batch: int = 0, title: str = "LSTM gate explorer", highlights: dict[str, int] | None = None,
+    path: str | Path,
+    text: str,
+    trace: Trace,
+    *,
+    layer: int = 0,
+    direction: int = 0,
+    batch: int = 0,
+    title: str = "LSTM gate explorer",
+    highlights: dict[str, int] | None = None,
     max_chars: int | None = None,
-) -> Path:  # fmt: skip
+) -> Path:
     """Write the explorer page for `text` (its character t is step t of sequence `batch` of the
     trace) and return its path.
 
@@ -181,9 +232,15 @@ def write_explorer(
     each as a one-click pick. max_chars keeps only the first characters (and steps).
     """
     meta, planes = page_data(
-        text, trace, layer=layer, direction=direction, batch=batch, title=title,
-        highlights=highlights, max_chars=max_chars,
-    )  # fmt: skip
+        text,
+        trace,
+        layer=layer,
+        direction=direction,
+        batch=batch,
+        title=title,
+        highlights=highlights,
+        max_chars=max_chars,
+    )
     path = Path(path)
     path.write_text(render_html(meta, planes), encoding="utf-8")
     return path

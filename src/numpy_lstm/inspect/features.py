@@ -94,9 +94,14 @@ def unit_values(
 
 
 def rank_units(
-    trace: Trace, features: dict[str, np.ndarray], quantity: str = "c", *, layer: int = 0,
-    direction: int = 0, batch: int = 0,
-) -> dict[str, tuple[int, float]]:  # fmt: skip
+    trace: Trace,
+    features: dict[str, np.ndarray],
+    quantity: str = "c",
+    *,
+    layer: int = 0,
+    direction: int = 0,
+    batch: int = 0,
+) -> dict[str, tuple[int, float]]:
     """For each feature (N,) of the first N steps, the unit whose `quantity` tracks it best:
     {name: (unit, r)}, by |Pearson r| over the valid steps of sequence `batch`."""
     values = unit_values(trace, quantity, layer, direction, batch)

@@ -19,13 +19,66 @@ Summaries:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal, TypedDict
 
 import numpy as np
+import numpy.typing as npt
 
 from ..core.cell import GATE_ROLES, GATES
+from ..nn.layers import GradStateLike, StateLike
 from ..nn.lstm import LSTM
+
+# The narration of one step and unit. The wording lives here only: Trace.explain fills it in, and
+# the explorer page receives it (see narration_template) and fills in the same numbers formatted
+# the same way. Fields are plain {name}s: step and unit (integers), and the NARRATION_FIELDS.
+NARRATION = (
+    "step {step}, unit {unit}: the Eraser kept {f} of the memory, "
+    "the Filter let {i} of the Writer's candidate ({g}) in, "
+    "the Presenter showed {o}. "
+    "Memory {c_before} → {c}, output {h}."
+)
+PADDING_NARRATION = "step {step}: padding — the memory is carried through unchanged."
+NumberFormat = Literal["percent", "signed"]
+# field → how its number is written: the gates i, f, g, o, the memory before and after the step,
+# and the output h = o·act(c) (before any projection).
+NARRATION_FIELDS: dict[str, NumberFormat] = {
+    "f": "percent",
+    "i": "percent",
+    "g": "signed",
+    "o": "percent",
+    "c_before": "signed",
+    "c": "signed",
+    "h": "signed",
+}
+NUMBER_FORMATS: dict[NumberFormat, Callable[[float], str]] = {
+    "percent": lambda x: f"{100 * x:.0f}%",  # 0.973 → "97%"
+    "signed": lambda x: f"{x:+.2f}",  # 0.5 → "+0.50", −0.004 → "-0.00"
+}
+
+
+class NarrationTemplate(TypedDict):
+    """The narration as data, for a page that fills it in itself."""
+
+    sentence: str  # NARRATION
+    padding: str  # PADDING_NARRATION
+    fields: dict[str, NumberFormat]  # NARRATION_FIELDS
+
+
+def narration_template() -> NarrationTemplate:
+    """The sentences Trace.explain fills in, and how each field's number is formatted."""
+    return {"sentence": NARRATION, "padding": PADDING_NARRATION, "fields": dict(NARRATION_FIELDS)}
+
+
+def narrate(step: int, unit: int, values: Mapping[str, float] | None) -> str:
+    """NARRATION with each field's value formatted by its kind; `values` None: a padding step."""
+    if values is None:
+        return PADDING_NARRATION.format(step=step)
+    numbers = {
+        field: NUMBER_FORMATS[kind](values[field]) for field, kind in NARRATION_FIELDS.items()
+    }
+    return NARRATION.format(step=step, unit=unit, **numbers)
 
 
 @dataclass(frozen=True)
@@ -76,7 +129,11 @@ class Trace:
         return source[..., index * H : (index + 1) * H]
 
     # -- gradients through time ---------------------------------------------------------------
-    def backward(self, d_out: Any = None, d_state: Any = None) -> Trace:
+    def backward(
+        self,
+        d_out: npt.ArrayLike | None = None,
+        d_state: GradStateLike | None = None,
+    ) -> Trace:
         """Run BPTT from upstream gradients and add per-step ∂L/∂h_t and ∂L/∂c_t to every layer
         (the layer's own `grads` are not touched). Returns self."""
         _, _, grads = self.lstm.backward_pass(d_out, d_state, record=True)
@@ -92,7 +149,7 @@ class Trace:
     ) -> dict[str, np.ndarray]:
         """‖∂L/∂h_t‖ and ‖∂L/∂c_t‖ over the units, per step t (T,): the error signal's reach."""
         record = self.layer(layer, direction)
-        if record.dh is None:
+        if record.dh is None or record.dc is None:
             raise ValueError("gradient_norms: call trace.backward(...) first")
         return {
             "h": np.linalg.norm(record.dh[:, batch], axis=-1),
@@ -100,8 +157,9 @@ class Trace:
         }
 
     # -- summaries ----------------------------------------------------------------------------
-    def saturation(self, gate: str, layer: int = 0, direction: int = 0, low: float = 0.1,
-                   high: float = 0.9) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    def saturation(
+        self, gate: str, layer: int = 0, direction: int = 0, low: float = 0.1, high: float = 0.9
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(closed, open): per unit (H,), the fraction of valid steps with value < low / > high."""
         values = self.gate(gate, layer, direction)[self.valid]  # (N, H)
         return (values < low).mean(axis=0), (values > high).mean(axis=0)
@@ -115,15 +173,15 @@ class Trace:
             f = f[::-1]  # the reverse direction's memory flows backwards in time
         log_keep = np.log(np.maximum(f, np.finfo(f.dtype).tiny)).astype(np.float64)
         cumulative = np.concatenate([np.zeros_like(log_keep[:1]), np.cumsum(log_keep, 0)])
-        T = f.shape[0]
-        spans = np.empty(f.shape, dtype=np.float64)
-        for b in range(f.shape[1]):
-            for unit in range(f.shape[2]):
+        T, B, H = f.shape
+        spans = np.empty((T, B, H), dtype=np.float64)
+        for b in range(B):
+            for unit in range(H):
                 path = -cumulative[:, b, unit]  # non-decreasing
                 # first k ≥ 1 with path[t + k] − path[t] > 1
                 ends = np.searchsorted(path, path[:-1] + 1.0, side="right")
                 spans[:, b, unit] = np.minimum(ends, T) - np.arange(T)
-        return np.median(spans.reshape(-1, spans.shape[-1]), axis=0)
+        return np.median(spans.reshape(-1, H), axis=0)
 
     def written(self, layer: int = 0, direction: int = 0) -> np.ndarray:
         """(T, B, H) what each step wrote into the memory: i·g (the Filter times the Writer)."""
@@ -138,28 +196,20 @@ class Trace:
     def explain(
         self, step: int, unit: int, layer: int = 0, direction: int = 0, batch: int = 0
     ) -> str:
-        """One or two plain sentences in the gate vocabulary, every number from the trace."""
+        """:data:`NARRATION` for one step and unit, in the gate vocabulary, every number from
+        the trace (:data:`PADDING_NARRATION` at a step masked out)."""
         if not 0 <= step < self.steps:
             raise ValueError(f"step: expected 0 ≤ step < {self.steps}, got {step}")
         if not 0 <= unit < self.lstm.hidden_size:
             raise ValueError(f"unit: expected 0 ≤ unit < {self.lstm.hidden_size}, got {unit}")
         if not self.valid[step, batch]:
-            return f"step {step}: padding — the memory is carried through unchanged."
+            return narrate(step, unit, None)
         record = self.layer(layer, direction)
-        i, f, g, o = (float(self.gate(n, layer, direction)[step, batch, unit]) for n in GATES)
-        before = float(record.c_before[step, batch, unit])
-        after = float(record.c[step, batch, unit])
-        shown = o * float(record.act_c[step, batch, unit])
-        return (
-            f"step {step}, unit {unit}: the Eraser kept {_percent(f)} of the memory, "
-            f"the Filter let {_percent(i)} of the Writer's candidate ({g:+.2f}) in, "
-            f"the Presenter showed {_percent(o)}. "
-            f"Memory {before:+.2f} → {after:+.2f}, output {shown:+.2f}."
-        )
-
-
-def _percent(value: float) -> str:
-    return f"{100 * value:.0f}%"
+        values = {n: float(self.gate(n, layer, direction)[step, batch, unit]) for n in GATES}
+        values["c_before"] = float(record.c_before[step, batch, unit])
+        values["c"] = float(record.c[step, batch, unit])
+        values["h"] = values["o"] * float(record.act_c[step, batch, unit])
+        return narrate(step, unit, values)
 
 
 def _gate_index(name: str) -> int:
@@ -172,7 +222,14 @@ def _gate_index(name: str) -> int:
     return GATES.index(gate)
 
 
-def trace(lstm: LSTM, x: Any, hx: Any = None, *, lengths: Any = None, mask: Any = None) -> Trace:
+def trace(
+    lstm: LSTM,
+    x: npt.ArrayLike,
+    hx: StateLike | None = None,
+    *,
+    lengths: npt.ArrayLike | None = None,
+    mask: npt.ArrayLike | None = None,
+) -> Trace:
     """Run `lstm` forward on x (any layout it accepts) recording every gate of every layer and
     direction; returns a :class:`Trace` (time order, batch axis kept even for unbatched x)."""
     if not isinstance(lstm, LSTM):

@@ -35,15 +35,16 @@ import keras
 from ..nn.layers import Linear
 from ..nn.lstm import LSTM
 from ..nn.models import SequenceModel
-from ..nn.module import Module
-from .representable import check_representable, unsupported
+from .representable import Lacks, unsupported
 
 __all__ = ["from_keras", "keras_layout", "load_keras", "save_keras", "to_keras", "torch_layout"]
 
 # Activations whose Keras and numpy-lstm definitions agree (Keras 3's hard_sigmoid is
 # relu6(x + 3)/6, slope 1/6; ONNX's and ours has slope 0.2, so it is not among them).
 SHARED_ACTIVATIONS = ("sigmoid", "tanh", "relu", "softsign")
-KERAS_LACKS = ("proj_size", "peephole", "coupled_input_forget", "clip", "layer_norm", "zoneout")
+KERAS_LACKS = Lacks(
+    "Keras", ("proj_size", "peephole", "coupled_input_forget", "clip", "layer_norm", "zoneout")
+)
 
 
 # -- layouts (pure) ---------------------------------------------------------------------------
@@ -71,14 +72,16 @@ def keras_layout(
 
 
 # -- Keras → numpy-lstm -----------------------------------------------------------------------
-def from_keras(model: Any, *, drop_masking: bool = False) -> Module:
+def from_keras(model: Any, *, drop_masking: bool = False) -> LSTM | SequenceModel:
     """A numpy-lstm copy of a Keras `LSTM` or `Bidirectional(LSTM)` layer, or of a model
     (Sequential or functional) made of such layers, `Dropout` between them, an optional final
     `Dense` (linear) head and `InputLayer`s. A `Masking` layer is refused unless
     `drop_masking=True`: numpy-lstm takes the mask as an argument (`mask=(x != 0).any(-1)`).
     Returns an LSTM, or a SequenceModel when there is a head. Anything else raises."""
     layers = list(model.layers) if isinstance(model, keras.Model) else [model]
-    lstms, rates, dense = [], [], None
+    lstms: list[Any] = []  # keras.layers.LSTM or Bidirectional (Keras has no type information)
+    rates: list[float] = []
+    dense: Any = None  # keras.layers.Dense
     for layer in layers:
         kind = type(layer).__name__
         if dense is not None:
@@ -119,7 +122,7 @@ def from_keras(model: Any, *, drop_masking: bool = False) -> Module:
         dropout=float(rates[0]) if rates else 0.0,
         **options,
     )
-    state = {}
+    state: dict[str, np.ndarray] = {}
     for k, pair in enumerate(cells):
         if len(pair) != lstm.num_directions:
             raise unsupported(f"{lstms[k].name}", "a mix of LSTM and Bidirectional", "either")
@@ -135,7 +138,7 @@ def from_keras(model: Any, *, drop_masking: bool = False) -> Module:
     if activation != "linear":
         raise unsupported(f"{dense.name}: Dense activation", activation, "'linear'")
     kernel, *bias = (np.asarray(keras.ops.convert_to_numpy(w)) for w in dense.weights)
-    head = Linear(*kernel.shape, bias=bool(bias), dtype=lstm.dtype)
+    head = Linear(kernel.shape[0], kernel.shape[1], bias=bool(bias), dtype=lstm.dtype)
     head.load_state_dict({"weight": kernel.T.copy(), **({"bias": bias[0]} if bias else {})})
     return SequenceModel(lstm, head)
 
@@ -231,7 +234,7 @@ def to_keras(model: LSTM | SequenceModel) -> keras.Model:
     lstm = model.lstm if isinstance(model, SequenceModel) else model
     if not isinstance(lstm, LSTM):
         raise TypeError(f"model: expected LSTM or SequenceModel, got {type(model).__name__}")
-    check_representable(lstm, "Keras", KERAS_LACKS)
+    KERAS_LACKS.check(lstm)
     gate, cell, hidden = lstm.variant.activations
     if gate not in SHARED_ACTIVATIONS or cell != hidden or cell not in SHARED_ACTIVATIONS:
         raise unsupported(
@@ -278,7 +281,9 @@ def to_keras(model: LSTM | SequenceModel) -> keras.Model:
 
 
 # -- files ------------------------------------------------------------------------------------
-def load_keras(path: str | os.PathLike, *, like: Module | None = None) -> Module:
+def load_keras(
+    path: str | os.PathLike, *, like: LSTM | SequenceModel | None = None
+) -> LSTM | SequenceModel:
     """Read a `.keras` file (architecture and weights; loaded with Keras's safe_mode), or a
     `.weights.h5` file into the architecture of `like` (a numpy-lstm model: weights files hold
     no architecture)."""

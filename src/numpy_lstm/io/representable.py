@@ -1,42 +1,51 @@
 """Which options a foreign format can represent: a model using any other is refused, by name.
 
 An exported or imported model is either exactly the source or an error — never a silently
-different model.
+different model. Each format names the options it lacks in a :class:`Lacks`, which accepts only
+real options of :class:`~numpy_lstm.core.options.LSTMConfig`; an option is "used" when it
+differs from its default there (the default is the plain torch.nn.LSTM's behaviour).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from ..core.options import LSTMConfig, option_names
 from ..nn.lstm import LSTM
 
-# The options of numpy_lstm.LSTM beyond torch's, with their neutral values. A target that
-# cannot represent an option refuses a model that uses it (never a silently different model).
-NEUTRAL = {
-    "proj_size": 0,
-    "peephole": False,
-    "coupled_input_forget": False,
-    "clip": None,
-    "activations": ["sigmoid", "tanh", "tanh"],
-    "layer_norm": False,
-    "dropout": 0.0,
-    "recurrent_dropout": 0.0,
-    "zoneout": [0.0, 0.0],
-}
+
+@dataclass(frozen=True)
+class Lacks:
+    """The options of LSTMConfig that the format `target` cannot represent."""
+
+    target: str
+    options: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        option_names(*self.options)  # a misspelt option would silently never be refused
+
+    def used_by(self, lstm: LSTM) -> dict[str, Any]:
+        """name → JSON value of every lacked option that `lstm` sets away from its default."""
+        config, defaults = lstm.config(), LSTMConfig.defaults()
+        return {
+            name: config[name]
+            for name in self.options
+            if getattr(lstm.options, name) != defaults[name]
+        }
+
+    def check(self, lstm: LSTM) -> None:
+        """Raise ValueError naming every lacked option that `lstm` uses."""
+        used = self.used_by(lstm)
+        if used:
+            named = ", ".join(f"{name}={value!r}" for name, value in used.items())
+            raise ValueError(
+                f"{self.target} cannot represent this LSTM: it has no {named} "
+                f"(model: {lstm!r}). Convert a model without these options, or keep the native "
+                f"format (.safetensors), which stores every option."
+            )
 
 
-def check_representable(lstm: LSTM, target: str, unsupported: tuple[str, ...]) -> None:
-    """Raise ValueError naming every option of `lstm` in `unsupported` that is not neutral."""
-    config = lstm.config()
-    used = [f"{name}={config[name]!r}" for name in unsupported if config[name] != NEUTRAL[name]]
-    if used:
-        raise ValueError(
-            f"{target} cannot represent this LSTM: it has no {', '.join(used)} "
-            f"(model: {lstm!r}). Convert a model without these options, or keep the native "
-            f"format (.safetensors), which stores every option."
-        )
-
-
-def unsupported(what: str, value: Any, supported: Any) -> ValueError:
+def unsupported(what: str, value: object, supported: object) -> ValueError:
     """The error for an option of a foreign model that numpy-lstm cannot represent exactly."""
     return ValueError(f"{what}: unsupported value {value!r} (supported: {supported})")

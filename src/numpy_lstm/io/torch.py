@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ from ..nn.layers import Linear, LSTMCell
 from ..nn.lstm import LSTM
 from ..nn.models import SequenceModel
 from ..nn.module import Module
-from .representable import check_representable
+from .representable import Lacks
 
 __all__ = [
     "TorchSequenceModel",
@@ -34,22 +34,26 @@ __all__ = [
     "to_torch",
 ]
 
+M = TypeVar("M", bound=Module)
 TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 # What torch.nn.LSTM lacks. mask_output is not here: torch has no masks (packed sequences pad
 # with zeros, like mask_output="zero"), so the weights and every unmasked output are the same.
-TORCH_LACKS = (
-    "peephole",
-    "coupled_input_forget",
-    "clip",
-    "activations",
-    "layer_norm",
-    "recurrent_dropout",
-    "zoneout",
+TORCH_LACKS = Lacks(
+    "torch.nn.LSTM",
+    (
+        "peephole",
+        "coupled_input_forget",
+        "clip",
+        "activations",
+        "layer_norm",
+        "recurrent_dropout",
+        "zoneout",
+    ),
 )
 
 
 class TorchSequenceModel(nn.Module):
-    """The torch twin of :class:`numpy_lstm.models.SequenceModel`: an `nn.LSTM` named `lstm`
+    """The torch twin of :class:`numpy_lstm.nn.models.SequenceModel`: an `nn.LSTM` named `lstm`
     and an optional `nn.Linear` named `head` on every step; state-dict keys are the same."""
 
     def __init__(self, lstm: nn.LSTM, head: nn.Linear | None = None) -> None:
@@ -104,9 +108,11 @@ def model_from_state_dict(state: Mapping[str, Any], **options: Any) -> Module:
 
 def _architecture(state: Mapping[str, np.ndarray], options: dict[str, Any]) -> Module:
     if "lstm.weight_ih_l0" in state:
-        lstm = _architecture(_sub(state, "lstm."), options)
+        lstm = _expect(LSTM, "lstm", _architecture(_sub(state, "lstm."), options))
         head = _sub(state, "head.")
-        return SequenceModel(lstm, _architecture(head, {}) if head else None)
+        return SequenceModel(
+            lstm, _expect(Linear, "head", _architecture(head, {})) if head else None
+        )
     if "weight_ih_l0" in state:
         w = np.asarray(state["weight_ih_l0"])
         layers = {int(m[1]) for k in state if (m := re.fullmatch(r"weight_ih_l(\d+)", k))}
@@ -135,6 +141,15 @@ def _architecture(state: Mapping[str, np.ndarray], options: dict[str, Any]) -> M
     )
 
 
+def _expect(kind: type[M], name: str, model: object) -> M:
+    """`model`, which must be a `kind` to be the part `name` of a SequenceModel."""
+    if not isinstance(model, kind):
+        raise TypeError(
+            f"{name}: expected a numpy_lstm.{kind.__name__}, got {type(model).__name__}"
+        )
+    return model
+
+
 def _sub(state: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
     return {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
 
@@ -147,8 +162,8 @@ def from_torch(module: nn.Module | Mapping[str, Any], **options: Any) -> Module:
     if isinstance(module, Mapping):
         return model_from_state_dict(module, **options)
     if isinstance(module, TorchSequenceModel):
-        lstm = from_torch(module.lstm, **options)
-        head = None if module.head is None else from_torch(module.head)
+        lstm = _expect(LSTM, "lstm", from_torch(module.lstm, **options))
+        head = None if module.head is None else _expect(Linear, "head", from_torch(module.head))
         return SequenceModel(lstm, head).train(module.training)
     if isinstance(module, nn.LSTM):
         options = {"batch_first": module.batch_first, "dropout": module.dropout, **options}
@@ -161,6 +176,16 @@ def from_torch(module: nn.Module | Mapping[str, Any], **options: Any) -> Module:
     return model.train(module.training)
 
 
+@overload
+def to_torch(model: LSTM) -> nn.LSTM: ...
+@overload
+def to_torch(model: LSTMCell) -> nn.LSTMCell: ...
+@overload
+def to_torch(model: Linear) -> nn.Linear: ...
+@overload
+def to_torch(model: SequenceModel) -> TorchSequenceModel: ...
+@overload
+def to_torch(model: Module) -> nn.Module: ...
 def to_torch(model: Module) -> nn.Module:
     """The torch module computing what `model` computes: LSTM → nn.LSTM, LSTMCell →
     nn.LSTMCell, Linear → nn.Linear, SequenceModel → TorchSequenceModel; exact weights, same
@@ -169,7 +194,7 @@ def to_torch(model: Module) -> nn.Module:
         head = None if model.head is None else to_torch(model.head)
         return TorchSequenceModel(to_torch(model.lstm), head).train(model.training)
     if isinstance(model, LSTM):
-        check_representable(model, "torch.nn.LSTM", TORCH_LACKS)
+        TORCH_LACKS.check(model)
         theirs: nn.Module = nn.LSTM(
             model.input_size,
             model.hidden_size,

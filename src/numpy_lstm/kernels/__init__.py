@@ -2,6 +2,7 @@
 compiled fast path (numba, the `fast` extra), chosen per call.
 
     select         the switch: sequence_forward / sequence_backward, use_fast, fast_enabled
+    cache          Cache: what the layers may read from either kernel's forward cache
     threads        how many threads the compiled kernels may use
     fast           finds and loads the compiled path (numba imported only on first use)
     numba_driver   the fast path's driver: weight layout, threading, caches

@@ -3,7 +3,7 @@
 
 Nothing here imports numba until a kernel first runs, so `import numpy_lstm` stays as fast as
 before; :mod:`numpy_lstm.kernels` decides per call whether to use these kernels. They compute
-what :mod:`numpy_lstm.sequence` computes (the oracle: tests hold them to it, fp32 within 1e-5,
+what :mod:`numpy_lstm.core.sequence` computes (the oracle: tests hold them to it, fp32 within 1e-5,
 fp64 within 1e-10) and are compiled once per dtype, then cached on disk by numba.
 """
 
@@ -11,9 +11,40 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
-from types import ModuleType
+from typing import Protocol
 
-_module: ModuleType | None = None
+import numpy as np
+
+from ..core.cell import LSTMWeights
+from ..core.options import SequenceOptions
+from ..core.sequence import SequenceGrads
+from .cache import Cache
+
+
+class FastKernels(Protocol):
+    """What the fast path offers (the functions of :mod:`numpy_lstm.kernels.numba_driver`)."""
+
+    def supports(self, x: np.ndarray, w: LSTMWeights, options: SequenceOptions) -> bool: ...
+
+    def forward(
+        self,
+        x: np.ndarray,
+        h0: np.ndarray,
+        c0: np.ndarray,
+        w: LSTMWeights,
+        options: SequenceOptions,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Cache]: ...
+
+    def backward(
+        self,
+        d_out: np.ndarray | None,
+        dh_n: np.ndarray | None,
+        dc_n: np.ndarray | None,
+        cache: Cache,
+    ) -> SequenceGrads: ...
+
+
+_module: FastKernels | None = None
 _failed = False
 
 
@@ -25,7 +56,7 @@ def installed() -> bool:
         return False
 
 
-def load() -> ModuleType | None:
+def load() -> FastKernels | None:
     """The driver module :mod:`numpy_lstm.kernels.numba_driver` (importing numba, compiling nothing
     yet), or None when numba is missing or fails to import — then the reference path runs."""
     global _module, _failed

@@ -1,28 +1,32 @@
 """The fast path's driver around the compiled loops of :mod:`numpy_lstm.kernels.numba_kernels`.
 
-Same arguments and results as :func:`numpy_lstm.sequence.lstm_forward` / `lstm_backward` for the
-options it supports (see :func:`supports`). It prepares the weights and buffers, splits the batch
-over threads (rows never interact, so each thread runs the whole sequence on its rows without
-synchronising), and forms the weight gradients, which sum over time, with one large product.
+Same arguments and results as :func:`numpy_lstm.core.sequence.lstm_forward` / `lstm_backward` for
+the options it supports (see :func:`supports`). It prepares the weights and buffers, splits the
+batch over threads (rows never interact, so each thread runs the whole sequence on its rows
+without synchronising), and forms the weight gradients, which sum over time, with one large product.
 """
 
 from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..core.cell import LSTMWeights
+from ..core.options import SequenceOptions
 from ..core.sequence import SequenceGrads
-from ..core.variants import CellVariant
 from . import numba_kernels as nk
-from .threads import get_num_threads
+from .cache import Cache
+from .threads import blas_threads, get_num_threads
+
+if TYPE_CHECKING:
+    pass
 
 # A thread costs ~0.1 ms per call (measured: 2 threads lose at T=20, B=8, H=64 — 5M
 # multiply-adds — and win 1.2× at T=100): it gets at least this many multiply-adds.
@@ -77,7 +81,6 @@ class Spares:
 spares = Spares(SPARE_BYTES)
 _executor: ThreadPoolExecutor | None = None
 _executor_threads = 0
-_blas: Any = None  # a threadpoolctl controller, made on first use (False: not installed)
 
 
 def row_chunks(B: int, work_per_row: int) -> list[tuple[int, int]]:
@@ -91,53 +94,37 @@ def row_chunks(B: int, work_per_row: int) -> list[tuple[int, int]]:
     return list(pairwise(bounds))
 
 
-def _run(kernel: Any, chunks: list[tuple[int, int]], *args: Any) -> None:
-    """kernel(*args, r0, r1) for every row range: all but the first on pool threads (the
-    kernels release the GIL), the first on this one."""
+def _run(kernel: Callable[[int, int], None], chunks: list[tuple[int, int]]) -> None:
+    """kernel(r0, r1) for every row range: all but the first on pool threads (the kernels
+    release the GIL), the first on this one."""
     global _executor, _executor_threads
     if len(chunks) == 1:
-        kernel(*args, *chunks[0])
+        kernel(*chunks[0])
         return
-    if _executor_threads < len(chunks) - 1:  # grow the pool (its threads sleep when idle)
+    if _executor is None or _executor_threads < len(chunks) - 1:
+        # Grow the pool (its threads sleep when idle).
         if _executor is not None:
             _executor.shutdown(wait=False)
         _executor_threads = len(chunks) - 1
         _executor = ThreadPoolExecutor(_executor_threads, thread_name_prefix="numpy_lstm")
-    futures = [_executor.submit(kernel, *args, r0, r1) for r0, r1 in chunks[1:]]
-    kernel(*args, *chunks[0])
+    executor = _executor
+    futures = [executor.submit(kernel, r0, r1) for r0, r1 in chunks[1:]]
+    kernel(*chunks[0])
     for future in futures:
         future.result()
 
 
-def _one_blas_thread() -> AbstractContextManager:
-    """BLAS limited to one thread while our threads each run a product. Left to its own
-    threads, OpenBLAS keeps them spinning for ~0.1 s after every call, each taking a core from
-    our kernels: measured, a two-thread forward right after one ran no faster than one thread."""
-    global _blas
-    if _blas is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-
-            _blas = ThreadpoolController()
-        except ImportError:
-            _blas = False
-    return _blas.limit(limits=1, user_api="blas") if _blas else nullcontext()
-
-
-def supports(x: np.ndarray, w: LSTMWeights, options: dict[str, Any]) -> bool:
+def supports(x: np.ndarray, w: LSTMWeights, options: SequenceOptions) -> bool:
     """Whether the fast kernels cover this call: the plain cell with optional mask, reverse,
     carried outputs and projection, float32 or float64, no recording. Everything else uses the
     reference."""
-    known = {"mask", "reverse", "carry_output", "variant", "recurrent_keep", "zoneout", "record"}
-    variant = options.get("variant")
     plain_weights = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
     return (
         x.dtype in (np.float32, np.float64)
-        and set(options) <= known
-        and (variant is None or (isinstance(variant, CellVariant) and variant.is_plain))
-        and options.get("recurrent_keep") is None
-        and options.get("zoneout") is None
-        and not options.get("record")  # per-step pre-activations: only the reference keeps them
+        and options.variant.is_plain
+        and options.recurrent_keep is None
+        and options.zoneout is None
+        and not options.record  # per-step pre-activations: only the reference keeps them
         and all(getattr(w, name) is None for name in w._fields if name not in plain_weights)
     )
 
@@ -148,8 +135,8 @@ def _prepare(w: LSTMWeights, dtype: np.dtype, transposed: bool) -> nk.Weights:
     H_out = w.output_size
     w_cat = empty((w.weight_hh.shape[0], H_out + w.weight_ih.shape[1]), dtype)
     w_cat[:, :H_out], w_cat[:, H_out:] = w.weight_hh, w.weight_ih
-    bias = w.bias()
-    bias = np.zeros(w.weight_hh.shape[0], dtype) if np.isscalar(bias) else bias
+    summed = w.bias()  # 0.0 without bias
+    bias = summed if isinstance(summed, np.ndarray) else np.zeros(w.weight_hh.shape[0], dtype)
     w_hr = none if w.weight_hr is None else _aligned_copy(w.weight_hr)
     if not transposed:
         return nk.Weights(w_cat, none, bias, w_hr, none)
@@ -167,8 +154,8 @@ def _aligned_copy(a: np.ndarray) -> np.ndarray:
 class FastCache:
     """What the fast backward needs: the arrays of :mod:`numpy_lstm.kernels.numba_kernels`, indexed
     by time, which return to :data:`spares` when the cache is garbage. `h`, `c` and `gates` are
-    copies laid out like :class:`numpy_lstm.sequence.SequenceCache`'s (processing order, initial
-    state at index 0); the gates of masked steps are not computed."""
+    copies laid out like :class:`numpy_lstm.core.sequence.SequenceCache`'s (processing order,
+    initial state at index 0); the gates of masked steps are not computed."""
 
     hx: np.ndarray
     c_t: np.ndarray
@@ -203,13 +190,10 @@ def forward(
     h0: np.ndarray,
     c0: np.ndarray,
     w: LSTMWeights,
-    *,
-    mask: np.ndarray | None = None,
-    reverse: bool = False,
-    carry_output: bool = False,
-    **unused: Any,
+    options: SequenceOptions,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, FastCache]:
-    """:func:`numpy_lstm.sequence.lstm_forward` for the options of :func:`supports`."""
+    """:func:`numpy_lstm.core.sequence.lstm_forward` for the options of :func:`supports`."""
+    mask, reverse, carry_output = options.mask, options.reverse, options.carry_output
     dtype = x.dtype
     T, B, I = x.shape
     H, H_out = w.hidden_size, w.output_size
@@ -217,7 +201,7 @@ def forward(
     inputs = hx[2:] if reverse else hx[:T]  # x_t sits next to the state that step t reads
     inputs[..., H_out:] = x
     if mask is None:
-        mask = np.empty((0, 0), dtype=bool)
+        mask = np.empty((0, 0), dtype=bool)  # zero-sized rather than None: see numba_kernels
     else:  # padding may hold anything, NaN included: it must not reach the math
         mask = np.ascontiguousarray(mask)
         inputs[~mask, H_out:] = 0
@@ -231,8 +215,13 @@ def forward(
     chunks = row_chunks(B, T * 4 * H * (I + H_out))
     prepared = _prepare(w, dtype, transposed=B % 4 != 0)  # odd rows take the vector path
     half = dtype.type(0.5)
-    args = (prepared, mask, carry_output, reverse, hx, c, gates, tanh_c, shown, out)
-    _run(lambda *a: nk.forward_rows(*a, half), chunks, *args)
+
+    def rows(r0: int, r1: int) -> None:
+        nk.forward_rows(
+            prepared, mask, carry_output, reverse, hx, c, gates, tanh_c, shown, out, r0, r1, half
+        )
+
+    _run(rows, chunks)
     last = 1 if reverse else T
     cache = FastCache(hx, c, gates, tanh_c, shown, mask, w, reverse, carry_output, chunks)
     weakref.finalize(cache, spares.give, hx, c, gates, tanh_c, shown)
@@ -243,9 +232,11 @@ def backward(
     d_out: np.ndarray | None,
     dh_n: np.ndarray | None,
     dc_n: np.ndarray | None,
-    cache: FastCache,
+    cache: Cache,
 ) -> SequenceGrads:
-    """:func:`numpy_lstm.sequence.lstm_backward` for a :class:`FastCache`."""
+    """:func:`numpy_lstm.core.sequence.lstm_backward` for a :class:`FastCache`."""
+    if not isinstance(cache, FastCache):
+        raise TypeError(f"cache: expected the fast path's FastCache, got {type(cache).__name__}")
     w, hx = cache.weights, cache.hx
     dtype = hx.dtype
     T, B = cache.gates_t.shape[:2]
@@ -262,9 +253,14 @@ def backward(
     d_hx = spares.take((B, H_out + I), dtype)
     prepared = _prepare(w, dtype, transposed=B >= 4)  # 4-row blocks read the transposes here
     half = dtype.type(0.5)
-    args = (d_out, prepared, cache.mask, cache.carry_output, cache.reverse, cache.c_t)
-    args += (cache.gates_t, cache.tanh_c, dh, dc, dz, dx, d_proj, d_shown, d_hx)
-    _run(lambda *a: nk.backward_rows(*a, half), cache.chunks, *args)
+    flags = (cache.mask, cache.carry_output, cache.reverse)
+    saved = (cache.c_t, cache.gates_t, cache.tanh_c)  # what forward_rows kept
+    grads = (dh, dc, dz, dx, d_proj, d_shown, d_hx)
+
+    def rows(r0: int, r1: int) -> None:
+        nk.backward_rows(d_out, prepared, *flags, *saved, *grads, r0, r1, half)
+
+    _run(rows, cache.chunks)
     # The weight gradients sum over time: one large product over all T·B rows, its rows split
     # over our threads like the batch was.
     dz_flat = dz.reshape(T * B, 4 * H)
@@ -276,11 +272,11 @@ def backward(
         np.matmul(dz_flat[:, j0:j1].T, hx_flat, out=dw[j0:j1])
         if d_hr is not None and j0 < P:
             rows = slice(j0, min(j1, P))
-            np.matmul(d_proj.reshape(T * B, P)[:, rows].T, cache.shown.reshape(T * B, H),
-                      out=d_hr[rows])  # fmt: skip
+            shown = cache.shown.reshape(T * B, H)
+            np.matmul(d_proj.reshape(T * B, P)[:, rows].T, shown, out=d_hr[rows])
 
     n = len(cache.chunks)
-    with _one_blas_thread() if n > 1 else nullcontext():
+    with blas_threads(1 if n > 1 else None):  # BLAS's own threads would fight ours
         _run(weight_grads, list(pairwise(k * 4 * H // n for k in range(n + 1))))
     db = dz_flat.sum(axis=0) if w.bias_ih is not None else None
     dweights = LSTMWeights(

@@ -34,7 +34,7 @@ from numba.extending import overload
 # No `nnan`/`ninf`: the math must stay IEEE-correct for large |z|. `reassoc` lets LLVM vectorise
 # the dot-product reductions, `contract` fuses multiply-adds.
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
-JIT = dict(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
+jit = njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")  # the kernels' options
 
 
 def tanh(x: float) -> float:
@@ -71,7 +71,7 @@ def _tanh_overload(x):  # numba's protocol: called with x's numba type, returns 
 # -- the matrix products -------------------------------------------------------------------
 
 
-@njit(**JIT)
+@jit
 def matmul(
     a: np.ndarray,
     b_nk: np.ndarray,
@@ -157,7 +157,7 @@ def matmul(
         _vector_matrix(a[row], b_kn, out[row])
 
 
-@njit(**JIT)
+@jit
 def _vector_matrix(a: np.ndarray, b_kn: np.ndarray, out: np.ndarray) -> None:
     """out[:N] += a[:K] @ b_kn for b_kn (K, N): four rows of b per pass over out."""
     K, N = b_kn.shape
@@ -187,7 +187,7 @@ class Weights(NamedTuple):
     w_hr_t: np.ndarray  # (H, P)
 
 
-@njit(**JIT)
+@jit
 def forward_rows(
     w: Weights,
     mask: np.ndarray,
@@ -254,7 +254,7 @@ def forward_rows(
                 out[t, b] = h_new
 
 
-@njit(**JIT)
+@jit
 def backward_rows(
     d_out: np.ndarray,
     w: Weights,

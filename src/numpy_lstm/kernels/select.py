@@ -1,9 +1,10 @@
 """Where the layers get their sequence kernels: the single switch between the pure-NumPy
-reference (:mod:`numpy_lstm.sequence`) and the compiled fast path (:mod:`numpy_lstm.fast`).
+reference (:mod:`numpy_lstm.core.sequence`) and the compiled fast path
+(:mod:`numpy_lstm.kernels.fast`).
 
-Every kernel takes and returns exactly what :func:`numpy_lstm.sequence.lstm_forward` and
-:func:`numpy_lstm.sequence.lstm_backward` do; the reference stays the oracle that tests hold the
-fast path to. The fast path runs when numba is installed, the switch is on, and the call's
+Every kernel takes and returns exactly what :func:`numpy_lstm.core.sequence.lstm_forward` and
+:func:`numpy_lstm.core.sequence.lstm_backward` do; the reference stays the oracle that tests hold
+the fast path to. The fast path runs when numba is installed, the switch is on, and the call's
 options are ones it covers (the plain cell with masks, reverse, carried outputs, projection);
 anything else — peepholes, layer norm, other activations, clip, recurrent dropout, zoneout —
 runs the reference. The backward always runs the kernel that made the cache.
@@ -18,12 +19,14 @@ from __future__ import annotations
 import os
 from collections import Counter
 from types import TracebackType
-from typing import Any
 
 import numpy as np
 
+from ..core.cell import LSTMWeights
+from ..core.options import SequenceOptions
 from ..core.sequence import SequenceCache, SequenceGrads, lstm_backward, lstm_forward
 from . import fast
+from .cache import Cache
 
 _enabled = os.environ.get("NUMPY_LSTM_FAST", "1").strip().lower() not in ("0", "false", "no")
 counts: Counter[str] = Counter()  # forward calls per path: "fast", "reference"
@@ -54,21 +57,26 @@ def fast_enabled() -> bool:
 
 
 def sequence_forward(
-    x: np.ndarray, h0: np.ndarray, c0: np.ndarray, w: Any, **options: Any
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
+    x: np.ndarray,
+    h0: np.ndarray,
+    c0: np.ndarray,
+    w: LSTMWeights,
+    options: SequenceOptions | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Cache]:
     """Forward over a sequence with the best available kernel (see lstm_forward for the args)."""
+    options = SequenceOptions() if options is None else options
     if _enabled and (kernels := fast.load()) is not None and kernels.supports(x, w, options):
         counts["fast"] += 1
-        return kernels.forward(x, h0, c0, w, **options)
+        return kernels.forward(x, h0, c0, w, options)
     counts["reference"] += 1
-    return lstm_forward(x, h0, c0, w, **options)
+    return lstm_forward(x, h0, c0, w, options)
 
 
 def sequence_backward(
     d_out: np.ndarray | None,
     dh_n: np.ndarray | None,
     dc_n: np.ndarray | None,
-    cache: Any,
+    cache: Cache,
     record: bool = False,
 ) -> SequenceGrads:
     """Backward with the kernel that produced `cache` (`record`: per-step dh, dc; reference)."""
@@ -79,4 +87,7 @@ def sequence_backward(
             "record: per-step gradients need a forward run with record=True (which uses the "
             "reference kernels); this forward ran the fast kernels"
         )
-    return fast.load().backward(d_out, dh_n, dc_n, cache)
+    kernels = fast.load()
+    if kernels is None:  # unreachable: only a loaded fast path makes other caches
+        raise TypeError(f"cache: expected a cache of a forward pass, got {type(cache).__name__}")
+    return kernels.backward(d_out, dh_n, dc_n, cache)

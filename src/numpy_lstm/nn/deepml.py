@@ -23,16 +23,17 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ..core.cell import LSTMWeights
 from ..core.sequence import lstm_forward
-from ..core.validation import check_finite, check_positive_int, resolve_rng
+from ..core.validation import check_finite, check_int, resolve_rng
 
 _WEIGHTS = ("Wi", "Wf", "Wc", "Wo")  # in PyTorch's gate order i, f, g, o
 _BIASES = ("bi", "bf", "bc", "bo")
 
 
-def _real_array(name: str, value: Any) -> np.ndarray:
+def _real_array(name: str, value: npt.ArrayLike) -> np.ndarray:
     """Deep-ML passes plain lists of numbers: accept any real numbers, compute in float64."""
     array = np.asarray(value)
     if array.dtype.kind not in "iuf":
@@ -42,7 +43,7 @@ def _real_array(name: str, value: Any) -> np.ndarray:
     return array
 
 
-def _as_column(name: str, value: Any, size: int) -> np.ndarray:
+def _as_column(name: str, value: npt.ArrayLike, size: int) -> np.ndarray:
     """A state given as (H, 1) — Deep-ML's shape — or (H,) → (H, 1)."""
     array = _real_array(name, value)
     if array.shape not in ((size, 1), (size,)):
@@ -61,21 +62,32 @@ class LSTM:
     Generator or seed — never the global RNG).
     """
 
+    input_size: int
+    hidden_size: int
+    Wf: np.ndarray
+    Wi: np.ndarray
+    Wc: np.ndarray
+    Wo: np.ndarray
+    bf: np.ndarray
+    bi: np.ndarray
+    bc: np.ndarray
+    bo: np.ndarray
+
     def __init__(
         self, input_size: int, hidden_size: int, *, rng: np.random.Generator | int | None = None
     ) -> None:
-        self.input_size = check_positive_int("input_size", input_size)
-        self.hidden_size = check_positive_int("hidden_size", hidden_size)
+        self.input_size = check_int("input_size", input_size)
+        self.hidden_size = check_int("hidden_size", hidden_size)
         rng = resolve_rng(rng)
         for name in ("Wf", "Wi", "Wc", "Wo"):  # Deep-ML's order of initialisation
             setattr(self, name, rng.standard_normal((hidden_size, hidden_size + input_size)))
         for name in ("bf", "bi", "bc", "bo"):
             setattr(self, name, np.zeros((hidden_size, 1)))
 
-    def __setattr__(self, name: str, value: Any) -> None:
+    def __setattr__(self, name: str, value: Any) -> None:  # any attribute, so any value
         # The gate parameters are checked when set, so a wrong shape fails here, not mid-forward.
-        H, I = self.__dict__.get("hidden_size"), self.__dict__.get("input_size")
         if name in _WEIGHTS or name in _BIASES:
+            H, I = self.hidden_size, self.input_size  # set first by __init__
             value = _real_array(name, value)
             expected = (H, H + I) if name in _WEIGHTS else (H, 1)
             if value.shape != expected:
@@ -100,7 +112,10 @@ class LSTM:
         return {f"{name}_l0": array for name, array in weights if array is not None}
 
     def forward(
-        self, x: Any, initial_hidden_state: Any, initial_cell_state: Any
+        self,
+        x: npt.ArrayLike,
+        initial_hidden_state: npt.ArrayLike,
+        initial_cell_state: npt.ArrayLike,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         H, I = self.hidden_size, self.input_size
         x = _real_array("x", x)

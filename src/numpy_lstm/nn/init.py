@@ -17,8 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-Initializer = Callable[[str, tuple[int, ...], np.random.Generator], Any]
+Initializer = Callable[[str, tuple[int, ...], np.random.Generator], ArrayLike]
 SCHEMES = ("torch", "keras")
 
 
@@ -30,7 +31,9 @@ def check_scheme(init: Any) -> str | Initializer:
     )
 
 
-def glorot_uniform(rng: np.random.Generator, fan_in: int, fan_out: int, shape: tuple) -> np.ndarray:
+def glorot_uniform(
+    rng: np.random.Generator, fan_in: int, fan_out: int, shape: tuple[int, ...]
+) -> np.ndarray:
     limit = np.sqrt(6.0 / (fan_in + fan_out))
     return rng.uniform(-limit, limit, size=shape)
 

@@ -1,8 +1,9 @@
 """Stateful layers with PyTorch's names, shapes and calling conventions.
 
-Each layer validates its inputs, calls the pure functions of :mod:`numpy_lstm.cell` or
-:mod:`numpy_lstm.sequence`, keeps the forward cache, and on `backward` returns the input
-gradients and accumulates the parameter gradients into `self.grads`.
+Each layer validates its inputs, calls the pure functions of :mod:`numpy_lstm.core` (the step
+of :mod:`~numpy_lstm.core.variants`, the sequence of :mod:`~numpy_lstm.core.sequence`), keeps the
+forward cache, and on `backward` returns the input gradients and accumulates the parameter
+gradients into `self.grads`.
 """
 
 from __future__ import annotations
@@ -11,21 +12,26 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
-from ..core.cell import LSTMWeights, StepCache, cell_backward, cell_forward
+from ..core.cell import LSTMWeights, preactivations, preactivations_backward
 from ..core.validation import (
     as_float_array,
     check_finite,
-    check_positive_int,
+    check_int,
     checked_input,
     resolve_dtype,
     resolve_rng,
 )
-from .init import initial_value
+from ..core.variants import StepValues, step_backward, step_forward
+from .init import Initializer, initial_value
 from .module import Module
 
 State = tuple[np.ndarray, np.ndarray]
 OptionalState = tuple[np.ndarray | None, np.ndarray | None]
+StateLike = tuple[ArrayLike, ArrayLike]  # (h, c) as a caller gives it, checked by the layer
+GradStateLike = tuple[ArrayLike | None, ArrayLike | None]  # (dh, dc), either may be None
+WeightNames = dict[str, str]  # one layer-direction's LSTMWeights field → parameter name
 
 
 def uniform_init(
@@ -68,30 +74,33 @@ class RecurrentBase(Module):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool, dtype: Any) -> None:
         super().__init__()
-        self.input_size = check_positive_int("input_size", input_size)
-        self.hidden_size = check_positive_int("hidden_size", hidden_size)
+        self.input_size = check_int("input_size", input_size)
+        self.hidden_size = check_int("hidden_size", hidden_size)
         self.bias = bool(bias)
         self.dtype = resolve_dtype(dtype)
         self._cache: Any = None
 
     def _register_weights(
-        self, suffix: str, shapes: dict[str, tuple[int, ...]], rng: np.random.Generator, scheme: Any
-    ) -> LSTMWeights:
-        """Create one layer-direction's parameters (field → shape, in torch's order) and return
-        their names as an LSTMWeights (None for the fields this layer does not have)."""
-        names = {}
+        self,
+        suffix: str,
+        shapes: dict[str, tuple[int, ...]],
+        rng: np.random.Generator,
+        scheme: str | Initializer,
+    ) -> WeightNames:
+        """Create one layer-direction's parameters (LSTMWeights field → shape, in torch's order)
+        and return their names by field."""
+        names = {field: f"{field}{suffix}" for field in shapes}
         for field, shape in shapes.items():
-            names[field] = f"{field}{suffix}"
             value = initial_value(scheme, names[field], shape, rng, self.hidden_size, self.dtype)
             self.register_parameter(names[field], value)
-        return LSTMWeights(**{field: names.get(field) for field in LSTMWeights._fields})
+        return names
 
-    def _weights(self, names: LSTMWeights) -> LSTMWeights:
+    def _weights(self, names: WeightNames) -> LSTMWeights:
         """The current parameters (by name) as the pure functions take them."""
-        return LSTMWeights(*(None if n is None else self._params[n] for n in names))
+        return LSTMWeights(**{field: self._params[name] for field, name in names.items()})
 
-    def _accumulate_weights(self, names: LSTMWeights, dweights: LSTMWeights) -> None:
-        self._accumulate({n: g for n, g in zip(names, dweights, strict=True) if n is not None})
+    def _accumulate_weights(self, names: WeightNames, dweights: LSTMWeights) -> None:
+        self._accumulate({name: getattr(dweights, field) for field, name in names.items()})
 
     def _state(self, hx: Any, h_shape: tuple[int, ...], c_shape: tuple[int, ...]) -> State:
         """Validate an optional (h0, c0) pair of the given shapes; None → zeros."""
@@ -135,7 +144,13 @@ class RecurrentBase(Module):
 
 @dataclass(frozen=True)
 class _CellCall:
-    cache: StepCache
+    """What LSTMCell.forward keeps for its backward: the step's inputs x (B, I), h_prev and
+    c_prev (B, H), what it computed, and whether the caller passed a batch."""
+
+    x: np.ndarray
+    h_prev: np.ndarray
+    c_prev: np.ndarray
+    step: StepValues
     batched: bool
 
 
@@ -155,14 +170,14 @@ class LSTMCell(RecurrentBase):
         hidden_size: int,
         bias: bool = True,
         *,
-        dtype: Any = np.float32,
+        dtype: DTypeLike = np.float32,
         rng: np.random.Generator | int | None = None,
     ) -> None:
         super().__init__(input_size, hidden_size, bias, dtype)
         shapes = parameter_shapes(self.input_size, self.hidden_size, bias=self.bias)
         self._names = self._register_weights("", shapes, resolve_rng(rng), "torch")
 
-    def config(self) -> dict[str, Any]:
+    def config(self) -> dict[str, int | bool | str]:
         """The constructor arguments (JSON-able): `LSTMCell(**cell.config())`."""
         return {
             "input_size": self.input_size,
@@ -171,7 +186,7 @@ class LSTMCell(RecurrentBase):
             "dtype": self.dtype.name,
         }
 
-    def forward(self, x: Any, hx: Any = None) -> State:
+    def forward(self, x: ArrayLike, hx: StateLike | None = None) -> State:
         x = as_float_array("x", x, self.dtype)
         if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
             raise ValueError(
@@ -184,21 +199,28 @@ class LSTMCell(RecurrentBase):
         h0, c0 = self._state(hx, shape, shape)
         if not batched:  # the math always sees a batch axis
             x, h0, c0 = x[None], h0[None], c0[None]
-        h1, c1, cache = cell_forward(x, h0, c0, self._weights(self._names))
-        self._cache = _CellCall(cache, batched)
+        w = self._weights(self._names)
+        step = step_forward(preactivations(x, h0, w), c0, w)
+        self._cache = _CellCall(x, h0, c0, step, batched)
+        h1, c1 = step.shown, step.c
         return (h1, c1) if batched else (h1[0], c1[0])
 
-    def backward(self, d_state: Any) -> tuple[np.ndarray, State]:
+    def backward(self, d_state: GradStateLike | None) -> tuple[np.ndarray, State]:
         call: _CellCall = self._require_cache()
-        shape = call.cache.c_prev.shape if call.batched else (self.hidden_size,)
+        shape = call.c_prev.shape if call.batched else (self.hidden_size,)
         dh, dc = self._grad_state(d_state, shape, shape)
-        if not call.batched:
+        if not call.batched:  # the math always sees a batch axis
             dh, dc = (None if g is None else g[None] for g in (dh, dc))
-        g = cell_backward(dh, dc, call.cache, self._weights(self._names))
-        self._accumulate_weights(self._names, g.dweights)
+        zeros = np.zeros_like(call.c_prev)  # a missing gradient is zero
+        w = self._weights(self._names)
+        step = step_backward(
+            zeros if dh is None else dh, zeros if dc is None else dc, call.step, call.c_prev, w
+        )
+        dx, dh_prev, dweights = preactivations_backward(step.dz, call.x, call.h_prev, w)
+        self._accumulate_weights(self._names, dweights)
         if call.batched:
-            return g.dx, (g.dh_prev, g.dc_prev)
-        return g.dx[0], (g.dh_prev[0], g.dc_prev[0])
+            return dx, (dh_prev, step.dc_prev)
+        return dx[0], (dh_prev[0], step.dc_prev[0])
 
 
 class Linear(Module):
@@ -214,12 +236,12 @@ class Linear(Module):
         out_features: int,
         bias: bool = True,
         *,
-        dtype: Any = np.float32,
+        dtype: DTypeLike = np.float32,
         rng: np.random.Generator | int | None = None,
     ) -> None:
         super().__init__()
-        self.in_features = check_positive_int("in_features", in_features)
-        self.out_features = check_positive_int("out_features", out_features)
+        self.in_features = check_int("in_features", in_features)
+        self.out_features = check_int("out_features", out_features)
         self.dtype = resolve_dtype(dtype)
         rng = resolve_rng(rng)
         bound = 1.0 / np.sqrt(self.in_features)
@@ -232,7 +254,7 @@ class Linear(Module):
             )
         self._x: np.ndarray | None = None
 
-    def config(self) -> dict[str, Any]:
+    def config(self) -> dict[str, int | bool | str]:
         """The constructor arguments (JSON-able): `Linear(**linear.config())`."""
         return {
             "in_features": self.in_features,
@@ -241,7 +263,7 @@ class Linear(Module):
             "dtype": self.dtype.name,
         }
 
-    def forward(self, x: Any) -> np.ndarray:
+    def forward(self, x: ArrayLike) -> np.ndarray:
         x = as_float_array("x", x, self.dtype)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"x: expected shape (..., {self.in_features}), got {x.shape}")
@@ -250,7 +272,7 @@ class Linear(Module):
         y = x @ self._params["weight"].T
         return y + self._params["bias"] if "bias" in self._params else y
 
-    def backward(self, dy: Any) -> np.ndarray:
+    def backward(self, dy: ArrayLike) -> np.ndarray:
         if self._x is None:
             raise ValueError("Linear.backward() called before forward()")
         x = self._x
@@ -281,18 +303,18 @@ class Embedding(Module):
         num_embeddings: int,
         embedding_dim: int,
         *,
-        dtype: Any = np.float32,
+        dtype: DTypeLike = np.float32,
         rng: np.random.Generator | int | None = None,
     ) -> None:
         super().__init__()
-        self.num_embeddings = check_positive_int("num_embeddings", num_embeddings)
-        self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
+        self.num_embeddings = check_int("num_embeddings", num_embeddings)
+        self.embedding_dim = check_int("embedding_dim", embedding_dim)
         self.dtype = resolve_dtype(dtype)
         weight = resolve_rng(rng).standard_normal((self.num_embeddings, self.embedding_dim))
         self.register_parameter("weight", weight.astype(self.dtype))
         self._idx: np.ndarray | None = None
 
-    def config(self) -> dict[str, Any]:
+    def config(self) -> dict[str, int | bool | str]:
         """The constructor arguments (JSON-able): `Embedding(**embedding.config())`."""
         return {
             "num_embeddings": self.num_embeddings,
@@ -300,7 +322,7 @@ class Embedding(Module):
             "dtype": self.dtype.name,
         }
 
-    def forward(self, idx: Any) -> np.ndarray:
+    def forward(self, idx: ArrayLike) -> np.ndarray:
         idx = np.asarray(idx)
         if idx.dtype.kind not in "iu":
             raise TypeError(f"idx: expected integer indices, got dtype {idx.dtype}")
@@ -312,7 +334,7 @@ class Embedding(Module):
         self._idx = idx
         return self._params["weight"][idx]
 
-    def backward(self, dy: Any) -> None:
+    def backward(self, dy: ArrayLike) -> None:
         if self._idx is None:
             raise ValueError("Embedding.backward() called before forward()")
         dy = checked_input("dy", dy, self.dtype, (*self._idx.shape, self.embedding_dim))

@@ -1,23 +1,34 @@
 """`LSTM`: torch.nn.LSTM's full surface — stacks, bidirectional, projection, inter-layer dropout —
-plus variable lengths and arbitrary masks, over the pure functions of :mod:`numpy_lstm.sequence`.
+plus variable lengths and arbitrary masks, over the pure functions of
+:mod:`numpy_lstm.core.sequence`. Its architecture is one
+:class:`~numpy_lstm.core.options.LSTMConfig` (`lstm.options`).
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..core.cell import LSTMWeights
+from ..core.options import LSTMConfig, MaskOutput, SequenceOptions
 from ..core.sequence import SequenceGrads
 from ..core.validation import as_float_array, check_finite, checked_input, resolve_rng, valid_steps
-from ..core.variants import PLAIN_ACTIVATIONS, CellVariant
+from ..core.variants import CellVariant
+from ..kernels.cache import Cache
 from ..kernels.select import sequence_backward, sequence_forward
-from .init import check_scheme
-from .layers import RecurrentBase, State, parameter_shapes
-
-MASK_OUTPUTS = ("zero", "carry")
+from .init import Initializer, check_scheme
+from .layers import (
+    GradStateLike,
+    RecurrentBase,
+    State,
+    StateLike,
+    WeightNames,
+    parameter_shapes,
+)
 
 
 @dataclass(frozen=True)
@@ -49,7 +60,7 @@ class _Layout:
 class _ForwardCall:
     """One forward pass: a cache per layer-direction, the dropout masks between layers."""
 
-    caches: list[Any]  # one per layer-direction, from the kernel that ran it
+    caches: list[Cache]  # one per layer-direction, from the kernel that ran it
     dropout_masks: list[np.ndarray | None]
     layout: _Layout
     out_shape: tuple[int, ...]
@@ -76,136 +87,124 @@ class LSTM(RecurrentBase):
     `dx, (dh0, dc0) = lstm.backward(d_out, (dh_n, dc_n))`: gradients shaped like the forward's
       inputs; any upstream part may be None. Parameter gradients accumulate in `lstm.grads`.
 
-    Extras beyond torch: `init` ("torch", "keras" or a callable(name, shape, rng)),
-    `forget_bias` (sets the forget gate's total bias), `mask_output`, and the variants of
-    :mod:`numpy_lstm.variants` — `peephole` (adds `weight_peephole_l{k}` (3, H), rows i, f, o),
-    `coupled_input_forget`, `clip`, `activations` (gate, cell, hidden), `layer_norm` (adds
+    The arguments are those of :class:`~numpy_lstm.core.options.LSTMConfig` (kept as
+    `lstm.options`) plus the init-time `rng`, `init` and `forget_bias`. Extras beyond torch:
+    `init` ("torch", "keras" or a callable(name, shape, rng)), `forget_bias` (sets the forget
+    gate's total bias), `mask_output`, and the variants of :mod:`numpy_lstm.core.variants` —
+    `peephole` (adds `weight_peephole_l{k}` (3, H), rows i, f, o), `coupled_input_forget`,
+    `clip`, `activations` (gate, cell, hidden), `layer_norm` (adds
     `ln_{weight,bias}_{ih,hh,c}_l{k}`) — plus `recurrent_dropout` (one mask per sequence on h
     before W_hh, training only) and `zoneout` (p, or (p_h, p_c): the probability that a unit
     keeps its previous h / c at a step; the expectation when evaluating).
     """
 
+    options: LSTMConfig  # the architecture: every option but the init-time rng, init, forget_bias
+    __signature__: ClassVar[inspect.Signature]  # LSTMConfig's arguments + the init-time ones
+
     def __init__(
         self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bias: bool = True,
-        batch_first: bool = False,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        proj_size: int = 0,
-        *,
-        dtype: Any = np.float32,
+        *args: Any,
         rng: np.random.Generator | int | None = None,
-        init: Any = "torch",
+        init: str | Initializer = "torch",
         forget_bias: float | None = None,
-        mask_output: str = "zero",
-        peephole: bool = False,
-        coupled_input_forget: bool = False,
-        clip: float | None = None,
-        activations: tuple[str, str, str] = PLAIN_ACTIVATIONS,
-        layer_norm: bool = False,
-        recurrent_dropout: float = 0.0,
-        zoneout: float | tuple[float, float] = 0.0,
+        **options: Any,
     ) -> None:
-        super().__init__(input_size, hidden_size, bias, dtype)
-        self.num_layers = _checked_int("num_layers", num_layers, minimum=1)
-        self.proj_size = _checked_int("proj_size", proj_size, minimum=0)
-        if self.proj_size >= self.hidden_size:
-            raise ValueError(
-                f"proj_size: must be smaller than hidden_size ({self.hidden_size}), "
-                f"got {self.proj_size}"
-            )
-        self.dropout = _checked_probability("dropout", dropout)
-        self.recurrent_dropout = _checked_probability("recurrent_dropout", recurrent_dropout)
-        zoneout_pair = zoneout if isinstance(zoneout, (tuple, list)) else (zoneout, zoneout)
-        if len(zoneout_pair) != 2:
-            raise ValueError(f"zoneout: expected p or (p_h, p_c), got {zoneout!r}")
-        self.zoneout = tuple(_checked_probability("zoneout", p) for p in zoneout_pair)
-        if forget_bias is not None and coupled_input_forget:
+        # The arguments are LSTMConfig's, positionally in torch.nn.LSTM's order (input_size,
+        # hidden_size, num_layers, bias, batch_first, dropout, bidirectional, proj_size), the
+        # rest by keyword; it checks them all.
+        config = LSTMConfig(*args, **options)
+        if forget_bias is not None and config.coupled_input_forget:
             raise ValueError(
                 "forget_bias, coupled_input_forget: unsupported combination — with a coupled "
                 "input-forget gate (f = 1 − i) the forget bias is unused"
             )
-        self.variant = CellVariant(
-            coupled_input_forget=bool(coupled_input_forget),
-            clip=None if clip is None else float(clip),
-            activations=tuple(activations),
-            layer_norm=bool(layer_norm),
-        )
-        self.peephole = bool(peephole)
-        if mask_output not in MASK_OUTPUTS:
-            raise ValueError(f"mask_output: expected one of {MASK_OUTPUTS}, got {mask_output!r}")
-        if forget_bias is not None and not bias:
+        if forget_bias is not None and not config.bias:
             raise ValueError("forget_bias: needs bias=True (there is no bias to set)")
-        self.batch_first = bool(batch_first)
-        self.bidirectional = bool(bidirectional)
-        self.mask_output = mask_output
-        self.num_directions = 2 if self.bidirectional else 1
-        self.output_size = self.proj_size or self.hidden_size
+        super().__init__(config.input_size, config.hidden_size, config.bias, config.dtype)
+        self.options = config
         self.rng = resolve_rng(rng)
         scheme = check_scheme(init)
-        self._names: list[LSTMWeights] = []  # layer-major, then direction: index k·D + d
-        for k in range(self.num_layers):
+        self._names: list[WeightNames] = []  # layer-major, then direction: index k·D + d
+        for k in range(config.num_layers):
             layer_input = self.input_size if k == 0 else self.num_directions * self.output_size
             for suffix in ("", "_reverse")[: self.num_directions]:
                 shapes = parameter_shapes(
                     layer_input,
                     self.hidden_size,
                     bias=self.bias,
-                    proj_size=self.proj_size,
-                    peephole=self.peephole,
-                    layer_norm=self.variant.layer_norm,
+                    proj_size=config.proj_size,
+                    peephole=config.peephole,
+                    layer_norm=config.layer_norm,
                 )
                 names = self._register_weights(f"_l{k}{suffix}", shapes, self.rng, scheme)
                 self._names.append(names)
                 if forget_bias is not None:
                     H = self.hidden_size
-                    self._params[names.bias_ih][H : 2 * H] = forget_bias
-                    self._params[names.bias_hh][H : 2 * H] = 0
+                    self._params[names["bias_ih"]][H : 2 * H] = forget_bias
+                    self._params[names["bias_hh"]][H : 2 * H] = 0
+
+    # The options as attributes, read from `options` (which is frozen: build a new LSTM to
+    # change the architecture).
+    @property
+    def num_layers(self) -> int:
+        return self.options.num_layers
+
+    @property
+    def batch_first(self) -> bool:
+        return self.options.batch_first
+
+    @property
+    def dropout(self) -> float:
+        return self.options.dropout
+
+    @property
+    def bidirectional(self) -> bool:
+        return self.options.bidirectional
+
+    @property
+    def proj_size(self) -> int:
+        return self.options.proj_size
+
+    @property
+    def mask_output(self) -> MaskOutput:
+        return self.options.mask_output
+
+    @property
+    def peephole(self) -> bool:
+        return self.options.peephole
+
+    @property
+    def variant(self) -> CellVariant:
+        return self.options.variant
+
+    @property
+    def recurrent_dropout(self) -> float:
+        return self.options.recurrent_dropout
+
+    @property
+    def zoneout(self) -> tuple[float, float]:
+        return self.options.zoneout
+
+    @property
+    def num_directions(self) -> int:
+        return self.options.num_directions
+
+    @property
+    def output_size(self) -> int:
+        return self.options.output_size
 
     def extra_repr(self) -> str:
-        options = {
-            "num_layers": (self.num_layers, 1),
-            "batch_first": (self.batch_first, False),
-            "dropout": (self.dropout, 0.0),
-            "bidirectional": (self.bidirectional, False),
-            "proj_size": (self.proj_size, 0),
-            "mask_output": (self.mask_output, "zero"),
-            "peephole": (self.peephole, False),
-            "coupled_input_forget": (self.variant.coupled_input_forget, False),
-            "clip": (self.variant.clip, None),
-            "activations": (self.variant.activations, PLAIN_ACTIVATIONS),
-            "layer_norm": (self.variant.layer_norm, False),
-            "recurrent_dropout": (self.recurrent_dropout, 0.0),
-            "zoneout": (self.zoneout, (0.0, 0.0)),
-        }
-        shown = "".join(f", {k}={v!r}" for k, (v, default) in options.items() if v != default)
-        return super().extra_repr() + shown
+        """The sizes, then every option that differs from its default (bias by the base class,
+        dtype by repr)."""
+        shown = self.options.non_defaults()
+        return super().extra_repr() + "".join(
+            f", {name}={value!r}" for name, value in shown.items() if name not in ("bias", "dtype")
+        )
 
     def config(self) -> dict[str, Any]:
         """The constructor arguments (JSON-able) that rebuild this architecture:
         `LSTM(**lstm.config())` has the same parameter names and shapes (not values)."""
-        return {
-            "input_size": self.input_size,
-            "hidden_size": self.hidden_size,
-            "num_layers": self.num_layers,
-            "bias": self.bias,
-            "batch_first": self.batch_first,
-            "dropout": self.dropout,
-            "bidirectional": self.bidirectional,
-            "proj_size": self.proj_size,
-            "dtype": self.dtype.name,
-            "mask_output": self.mask_output,
-            "peephole": self.peephole,
-            "coupled_input_forget": self.variant.coupled_input_forget,
-            "clip": self.variant.clip,
-            "activations": list(self.variant.activations),
-            "layer_norm": self.variant.layer_norm,
-            "recurrent_dropout": self.recurrent_dropout,
-            "zoneout": list(self.zoneout),
-        }
+        return self.options.to_json()
 
     def layer_weights(self, layer: int = 0, reverse: bool = False) -> LSTMWeights:
         """The live parameters of one layer-direction, as the pure functions take them."""
@@ -232,11 +231,11 @@ class LSTM(RecurrentBase):
     # -- forward ------------------------------------------------------------------------------
     def forward(
         self,
-        x: Any,
-        hx: Any = None,
+        x: ArrayLike,
+        hx: StateLike | None = None,
         *,
-        lengths: Any = None,
-        mask: Any = None,
+        lengths: ArrayLike | None = None,
+        mask: ArrayLike | None = None,
         record: bool = False,
     ) -> tuple[np.ndarray, State]:
         """See the class docstring. `record` keeps every step's pre-activations for a trace
@@ -263,17 +262,15 @@ class LSTM(RecurrentBase):
         h_shape, c_shape = (DL, *batch, self.output_size), (DL, *batch, self.hidden_size)
         h0, c0 = (layout.state_to_batch(s) for s in self._state(hx, h_shape, c_shape))
 
-        caches, dropout_masks, h_n, c_n = [], [], [], []
+        caches: list[Cache] = []
+        dropout_masks: list[np.ndarray | None] = []
+        h_n, c_n = [], []
         layer_input = x_tm
         for k in range(self.num_layers):
             outputs = []
             for d in range(self.num_directions):
                 index = k * self.num_directions + d
-                out, h, c, cache = sequence_forward(
-                    layer_input,
-                    h0[index],
-                    c0[index],
-                    self._weights(self._names[index]),
+                options = SequenceOptions(
                     mask=valid_tm,
                     reverse=d == 1,
                     carry_output=self.mask_output == "carry",
@@ -281,6 +278,10 @@ class LSTM(RecurrentBase):
                     recurrent_keep=self._recurrent_mask((B, self.output_size)),
                     zoneout=self._zoneout_weights(T, B),
                     record=record,
+                )
+                weights = self._weights(self._names[index])
+                out, h, c, cache = sequence_forward(
+                    layer_input, h0[index], c0[index], weights, options
                 )
                 outputs.append(out)
                 caches.append(cache)
@@ -323,14 +324,20 @@ class LSTM(RecurrentBase):
         return weights[0], weights[1]
 
     # -- backward -----------------------------------------------------------------------------
-    def backward(self, d_out: Any = None, d_state: Any = None) -> tuple[np.ndarray, State]:
+    def backward(
+        self, d_out: ArrayLike | None = None, d_state: GradStateLike | None = None
+    ) -> tuple[np.ndarray, State]:
         dx, state, grads = self.backward_pass(d_out, d_state)
         for names, g in zip(self._names, grads, strict=True):
             self._accumulate_weights(names, g.dweights)
         return dx, state
 
     def backward_pass(
-        self, d_out: Any = None, d_state: Any = None, *, record: bool = False
+        self,
+        d_out: ArrayLike | None = None,
+        d_state: GradStateLike | None = None,
+        *,
+        record: bool = False,
     ) -> tuple[np.ndarray, State, list[SequenceGrads]]:
         """BPTT through the last forward without touching `grads`: returns dx, (dh0, dc0) and
         every layer-direction's :class:`SequenceGrads` (with `record`, per-step dh and dc)."""
@@ -343,12 +350,12 @@ class LSTM(RecurrentBase):
             for g in self._grad_state(d_state, call.h_shape, call.c_shape)
         )
         D, H_out = self.num_directions, self.output_size
-        grads: list[Any] = [None] * len(call.caches)
+        grads: dict[int, SequenceGrads] = {}  # by layer-direction index
         d_layer_output = d_out
         for k in reversed(range(self.num_layers)):
             if call.dropout_masks[k] is not None and d_layer_output is not None:
                 d_layer_output = d_layer_output * call.dropout_masks[k]
-            d_layer_input = None
+            d_inputs = []  # per direction: the gradient w.r.t. this layer's input
             for d in range(D):
                 index = k * D + d
                 grads[index] = g = sequence_backward(
@@ -360,23 +367,29 @@ class LSTM(RecurrentBase):
                     call.caches[index],
                     record=record,
                 )
-                d_layer_input = g.dx if d_layer_input is None else d_layer_input + g.dx
-            d_layer_output = d_layer_input
+                d_inputs.append(g.dx)
+            d_layer_output = d_inputs[0] if D == 1 else d_inputs[0] + d_inputs[1]
+        assert d_layer_output is not None  # the first layer's loop set it
         dx = layout.from_time_major(d_layer_output)
-        dh0 = layout.state_from_batch(np.stack([g.dh0 for g in grads]))
-        dc0 = layout.state_from_batch(np.stack([g.dc0 for g in grads]))
-        return dx, (dh0, dc0), grads
+        in_order = [grads[index] for index in range(len(call.caches))]
+        dh0 = layout.state_from_batch(np.stack([g.dh0 for g in in_order]))
+        dc0 = layout.state_from_batch(np.stack([g.dc0 for g in in_order]))
+        return dx, (dh0, dc0), in_order
 
 
-def _checked_probability(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
-        raise TypeError(f"{name}: expected a number in [0, 1), got {value!r}")
-    if not 0 <= value < 1:
-        raise ValueError(f"{name}: expected a probability in [0, 1), got {value}")
-    return float(value)
+def _signature() -> inspect.Signature:
+    """LSTM's call signature for help() and inspect: LSTMConfig's, then rng, init, forget_bias."""
+    init_only = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
+        for name, default, kind in (
+            ("rng", None, "np.random.Generator | int | None"),
+            ("init", "torch", "str | Initializer"),
+            ("forget_bias", None, "float | None"),
+        )
+    ]
+    config = inspect.signature(LSTMConfig)
+    parameters = [*config.parameters.values(), *init_only]
+    return config.replace(parameters=parameters, return_annotation=inspect.Signature.empty)
 
 
-def _checked_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name}: expected an integer ≥ {minimum}, got {value!r}")
-    return int(value)
+LSTM.__signature__ = _signature()

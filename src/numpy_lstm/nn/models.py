@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from .layers import Linear, State
+from .layers import GradStateLike, Linear, State, StateLike
 from .lstm import LSTM
 from .module import Module
 
@@ -64,12 +65,19 @@ class SequenceModel(Module):
         return cls(LSTM(**config["lstm"]), None if head is None else Linear(**head))
 
     def forward(
-        self, x: Any, hx: Any = None, *, lengths: Any = None, mask: Any = None
+        self,
+        x: ArrayLike,
+        hx: StateLike | None = None,
+        *,
+        lengths: ArrayLike | None = None,
+        mask: ArrayLike | None = None,
     ) -> tuple[np.ndarray, State]:
         out, state = self.lstm(x, hx, lengths=lengths, mask=mask)
         return (out if self.head is None else self.head(out)), state
 
-    def backward(self, dy: Any = None, d_state: Any = None) -> tuple[np.ndarray, State]:
+    def backward(
+        self, dy: ArrayLike | None = None, d_state: GradStateLike | None = None
+    ) -> tuple[np.ndarray, State]:
         d_out = dy if self.head is None or dy is None else self.head.backward(dy)
         return self.lstm.backward(d_out, d_state)
 
@@ -93,14 +101,17 @@ class SequenceToOne(Module):
         self.lstm = lstm
         self.head = head
 
-    def forward(self, x: Any, *, lengths: Any = None, mask: Any = None) -> np.ndarray:
+    def forward(
+        self, x: ArrayLike, *, lengths: ArrayLike | None = None, mask: ArrayLike | None = None
+    ) -> np.ndarray:
         _, (h_n, _) = self.lstm(x, lengths=lengths, mask=mask)
         self._h_n_shape = h_n.shape
         D = self.lstm.num_directions
         last_layer = h_n[-D:]  # (D, B, H_out): forward, then reverse
         return self.head(np.concatenate(list(last_layer), axis=-1))
 
-    def backward(self, dy: Any) -> State:
+    def backward(self, dy: ArrayLike) -> tuple[np.ndarray, State]:
+        """dy (B, out) → dx, (dh0, dc0) like :meth:`LSTM.backward`."""
         d_last = self.head.backward(dy)
         D, H_out = self.lstm.num_directions, self.lstm.output_size
         dh_n = np.zeros(self._h_n_shape, dtype=self.lstm.dtype)

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..core.validation import FLOAT_DTYPES
 
@@ -42,13 +43,14 @@ class Module:
 
     def __getattr__(self, name: str) -> Any:
         # Only called when normal lookup fails: parameters and children read like attributes.
+        # Any: an ndarray or a Module, by name, which no static type can tell apart.
         for table in ("_params", "_children"):
             entries = self.__dict__.get(table, {})
             if name in entries:
                 return entries[name]
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
-    def __setattr__(self, name: str, value: Any) -> None:
+    def __setattr__(self, name: str, value: object) -> None:
         if name in self.__dict__.get("_params", {}):
             self._assign(name, value)
         elif isinstance(value, Module):
@@ -56,7 +58,7 @@ class Module:
         else:
             object.__setattr__(self, name, value)
 
-    def _assign(self, name: str, value: Any) -> None:
+    def _assign(self, name: str, value: object) -> None:
         """Replace a parameter by a copy of `value`, after checking its shape and dtype."""
         problem = _mismatch(name, self._params[name], value)
         if problem:
@@ -121,7 +123,9 @@ class Module:
         """name → a copy of each parameter (torch's key names)."""
         return {name: value.copy() for name, value in self.named_parameters()}
 
-    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
+    def load_state_dict(
+        self, state: Mapping[str, ArrayLike], strict: bool = True
+    ) -> IncompatibleKeys:
         """Copy `state` into the parameters after validating all of it.
 
         Every name, shape and dtype is checked before anything is written, so a failed load
@@ -156,7 +160,7 @@ class Module:
         return IncompatibleKeys(missing, unexpected)
 
 
-def _mismatch(name: str, current: np.ndarray, value: Any) -> tuple[type[Exception], str] | None:
+def _mismatch(name: str, current: np.ndarray, value: object) -> tuple[type[Exception], str] | None:
     """Why `value` cannot replace parameter `current` (exception type, message), or None."""
     array = np.asarray(value)
     if array.shape != current.shape:
@@ -167,3 +171,21 @@ def _mismatch(name: str, current: np.ndarray, value: Any) -> tuple[type[Exceptio
     if not np.isfinite(array).all():
         return ValueError, f"{name}: contains NaN or Inf"
     return None
+
+
+class evaluating:  # a lower-case name: it reads as a function, like contextlib's managers
+    """`with evaluating(model):` — `model` in evaluation mode inside the block (no dropout);
+    after it, even on an error, every sub-module is back in the mode it was in before."""
+
+    def __init__(self, module: Module) -> None:
+        self.module = module
+        self.modes: list[tuple[Module, bool]] = []
+
+    def __enter__(self) -> Module:
+        self.modes = [(module, module.training) for module in self.module.modules()]
+        self.module.eval()
+        return self.module
+
+    def __exit__(self, *exc_info: object) -> None:
+        for module, training in self.modes:
+            object.__setattr__(module, "training", training)

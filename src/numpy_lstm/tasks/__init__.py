@@ -1,13 +1,14 @@
-"""Trainable tasks, each usable from Python and from `numpy-lstm train NAME`."""
+"""Trainable tasks, each usable from Python and from `numpy-lstm train NAME`; each task's
+options are one dataclass (`Task.Options`), which the command line reads too."""
 
 from __future__ import annotations
 
 from ..nn.models import SequenceToOne
 from ..train.task import Task, build_task
-from .charlm import CharLMTask
-from .classify import DigitsTask, SequenceClassificationTask
-from .forecast import ForecastTask
-from .synthetic import AddingTask, CopyTask
+from .charlm import CharLMOptions, CharLMTask
+from .classify import DigitsOptions, DigitsTask, SequenceClassificationTask
+from .forecast import ForecastOptions, ForecastTask
+from .synthetic import AddingOptions, AddingTask, CopyOptions, CopyTask
 
 TASKS: dict[str, type[Task]] = {
     task.name: task for task in (CharLMTask, AddingTask, CopyTask, ForecastTask, DigitsTask)
@@ -16,10 +17,15 @@ TASKS: dict[str, type[Task]] = {
 
 __all__ = [
     "TASKS",
+    "AddingOptions",
     "AddingTask",
+    "CharLMOptions",
     "CharLMTask",
+    "CopyOptions",
     "CopyTask",
+    "DigitsOptions",
     "DigitsTask",
+    "ForecastOptions",
     "ForecastTask",
     "SequenceClassificationTask",
     "SequenceToOne",

@@ -14,6 +14,7 @@ state after k1 steps is carried on. With k1 = k2 (the default) windows simply fo
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,21 @@ import numpy as np
 
 from ..nn.layers import Embedding, Linear, State
 from ..nn.lstm import LSTM
-from ..nn.module import Module
+from ..nn.module import Module, evaluating
 from ..train.losses import cross_entropy, log_softmax
-from ..train.task import Arrays, Task
+from ..train.task import (
+    Arrays,
+    Task,
+    TaskOptions,
+    float_dtype,
+    fraction,
+    non_negative_int,
+    option,
+    optional,
+    positive_int,
+    probability,
+    takes_options,
+)
 
 
 def default_corpus() -> str:
@@ -80,16 +93,40 @@ class CharLM(Module):
     """Embedding(V → E) → LSTM(E → H, layers) → Linear(H → V), over time-major ids (T, B)."""
 
     def __init__(
-        self, vocab_size: int, embedding_dim: int, hidden_size: int, num_layers: int,
-        dropout: float, rng: np.random.Generator, dtype: np.dtype,
-    ) -> None:  # fmt: skip
+        self,
+        vocab_size: int,
+        embedding_dim: int,
+        hidden_size: int,
+        num_layers: int,
+        dropout: float,
+        rng: np.random.Generator,
+        dtype: np.dtype,
+    ) -> None:
         super().__init__()
         self.embedding = Embedding(vocab_size, embedding_dim, dtype=dtype, rng=rng)
         self.lstm = LSTM(
-            embedding_dim, hidden_size, num_layers, dropout=dropout, dtype=dtype, rng=rng,
+            embedding_dim,
+            hidden_size,
+            num_layers,
+            dropout=dropout,
+            dtype=dtype,
+            rng=rng,
             forget_bias=1.0,
-        )  # fmt: skip
+        )
         self.head = Linear(hidden_size, vocab_size, dtype=dtype, rng=rng)
+
+    @classmethod
+    def for_options(cls, options: CharLMOptions, vocab_size: int) -> CharLM:
+        """The model that `options` describe, for a vocabulary of `vocab_size` characters."""
+        return cls(
+            vocab_size,
+            options.embedding_dim,
+            options.hidden_size,
+            options.num_layers,
+            options.dropout,
+            np.random.default_rng(options.seed),
+            np.dtype(options.dtype),
+        )
 
     def forward(self, ids: np.ndarray, state: State | None = None) -> tuple[np.ndarray, State]:
         """ids (T, B) → logits (T, B, V) and the final state."""
@@ -108,6 +145,30 @@ def stream_layout(ids: np.ndarray, streams: int) -> np.ndarray:
     return ids[: length * streams].reshape(streams, length).T.copy()
 
 
+@dataclass(frozen=True)
+class CharLMOptions(TaskOptions):
+    text: str | None = option(None, "a UTF-8 text file (default: Python's documentation topics)")
+    embedding_dim: int = option(32, "size of each character's embedding", positive_int)
+    hidden_size: int = option(256, "LSTM hidden units per layer", positive_int)
+    num_layers: int = option(1, "stacked LSTM layers", positive_int)
+    dropout: float = option(0.0, "dropout between LSTM layers, in [0, 1)", probability)
+    batch_size: int = option(32, "parallel streams of the text per step", positive_int)
+    bptt: int = option(64, "k2: characters backpropagated through per window", positive_int)
+    stride: int | None = option(
+        None, "k1 ≤ bptt: characters per step (default: bptt)", optional(positive_int)
+    )
+    val_fraction: float = option(0.1, "the end of the text held out for validation", fraction)
+    seed: int = option(0, "seed of the weights (and of dropout)", non_negative_int)
+    dtype: str = option("float32", "float32 or float64", float_dtype)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.stride is not None and self.stride > self.bptt:
+            raise ValueError(
+                f"stride: expected 1 ≤ stride (k1) ≤ bptt (k2) = {self.bptt}, got {self.stride}"
+            )
+
+
 class CharLMTask(Task):
     """Character language model on a UTF-8 text (bits per character).
 
@@ -116,42 +177,28 @@ class CharLMTask(Task):
 
     name = "charlm"
     item_name = "chars"
+    Options = CharLMOptions
+    options: CharLMOptions
+    model: CharLM
 
-    def __init__(
-        self, text: str | None = None, embedding_dim: int = 32, hidden_size: int = 256,
-        num_layers: int = 1, dropout: float = 0.0, batch_size: int = 32, bptt: int = 64,
-        stride: int | None = None, val_fraction: float = 0.1, seed: int = 0,
-        dtype: str = "float32",
-    ) -> None:  # fmt: skip
-        path, text = text, (default_corpus() if text is None else Path(text).read_text("utf-8"))
-        if not 0 < val_fraction < 1:
-            raise ValueError(f"val_fraction: expected a number in (0, 1), got {val_fraction}")
-        self.stride = bptt if stride is None else stride
-        if not 1 <= self.stride <= bptt:
-            raise ValueError(f"stride: expected 1 ≤ stride (k1) ≤ bptt (k2) = {bptt}, got {stride}")
-        self.arguments = {
-            "text": path, "embedding_dim": embedding_dim, "hidden_size": hidden_size,
-            "num_layers": num_layers, "dropout": dropout, "batch_size": batch_size, "bptt": bptt,
-            "stride": stride, "val_fraction": val_fraction, "seed": seed, "dtype": dtype,
-        }  # fmt: skip
+    @takes_options(CharLMOptions)
+    def __init__(self, options: CharLMOptions) -> None:
+        self.options = options
+        path = options.text
+        text = default_corpus() if path is None else Path(path).read_text("utf-8")
+        self.bptt, self.batch_size = options.bptt, options.batch_size
+        self.stride = options.bptt if options.stride is None else options.stride
         self.vocab = Vocabulary.from_text(text)
-        split = int(len(text) * (1 - val_fraction))
-        self.train_streams = stream_layout(self.vocab.encode(text[:split]), batch_size)
+        split = int(len(text) * (1 - options.val_fraction))
+        self.train_streams = stream_layout(self.vocab.encode(text[:split]), self.batch_size)
         self.val_streams = stream_layout(self.vocab.encode(text[split:]), 16)
-        if len(self.train_streams) <= bptt:
-            raise ValueError(f"bptt: {bptt} is longer than each training stream")
-        self.bptt, self.batch_size = bptt, batch_size
-        self.model = CharLM(
-            len(self.vocab), embedding_dim, hidden_size, num_layers, dropout,
-            np.random.default_rng(seed), np.dtype(dtype),
-        )  # fmt: skip
+        if len(self.train_streams) <= self.bptt:
+            raise ValueError(f"bptt: {self.bptt} is longer than each training stream")
+        self.model = CharLM.for_options(options, len(self.vocab))
         self.position, self.epoch = 0, 0
         self.carried = CarriedState()
-        self.items_per_step = batch_size * self.stride
+        self.items_per_step = self.batch_size * self.stride
         self.train_items = self.train_streams.size
-
-    def config(self) -> dict[str, Any]:
-        return dict(self.arguments)
 
     def train_step(self) -> float:
         k1, k2 = self.stride, self.bptt
@@ -208,19 +255,21 @@ def load_for_sampling(path: str | Path) -> tuple[CharLM, Vocabulary]:
     task = saved.meta["task"]
     if task.get("name") != CharLMTask.name:
         raise ValueError(f"{path}: not a char-LM checkpoint (task {task.get('name')!r})")
-    config, vocab = task["config"], Vocabulary(task["state"]["vocabulary"])
-    model = CharLM(
-        len(vocab), config["embedding_dim"], config["hidden_size"], config["num_layers"],
-        config["dropout"], np.random.default_rng(0), np.dtype(config["dtype"]),
-    )  # fmt: skip
+    vocab = Vocabulary(task["state"]["vocabulary"])
+    model = CharLM.for_options(CharLMOptions(**task["config"]), len(vocab))
     model.load_state_dict(saved.model)
     return model, vocab
 
 
 def sample(
-    model: CharLM, vocab: Vocabulary, prime: str, length: int, temperature: float = 1.0,
-    top_k: int | None = None, seed: int | None = 0,
-) -> str:  # fmt: skip
+    model: CharLM,
+    vocab: Vocabulary,
+    prime: str,
+    length: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    seed: int | None = 0,
+) -> str:
     """Continue `prime` by `length` characters. temperature → 0 approaches greedy decoding;
     top_k keeps only the k most likely characters. Reproducible for a given seed."""
     if not prime:
@@ -230,11 +279,9 @@ def sample(
     if top_k is not None and not 1 <= top_k <= len(vocab):
         raise ValueError(f"top_k: expected 1 ≤ top_k ≤ {len(vocab)}, got {top_k}")
     rng = np.random.default_rng(seed)
-    was_training = model.training
-    model.eval()
-    try:
+    out = []
+    with evaluating(model):
         logits, state = model(vocab.encode(prime)[:, None])
-        out = []
         for _ in range(length):
             scores = logits[-1, 0].astype(np.float64) / temperature
             if top_k is not None:
@@ -243,6 +290,4 @@ def sample(
             nxt = int(rng.choice(len(vocab), p=probabilities / probabilities.sum()))
             out.append(vocab.chars[nxt])
             logits, state = model(np.array([[nxt]]), state)
-    finally:
-        model.train(was_training)
     return "".join(out)

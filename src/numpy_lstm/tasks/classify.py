@@ -13,15 +13,27 @@ loaded: `import numpy_lstm.tasks` does not need it.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
+from ..core.validation import check_int, resolve_dtype
 from ..nn.layers import Linear
 from ..nn.lstm import LSTM
 from ..nn.models import SequenceToOne
+from ..nn.module import evaluating
 from ..train.losses import cross_entropy
-from ..train.task import Task
+from ..train.task import (
+    Task,
+    TaskOptions,
+    float_dtype,
+    fraction,
+    non_negative_int,
+    option,
+    positive_int,
+    takes_options,
+)
 
 DIGITS_HINT = "DigitsTask needs scikit-learn: pip install numpy-lstm[digits]"
 MIN_ROWS = 4  # random_crop keeps at least the top half of a digit
@@ -67,18 +79,29 @@ class SequenceClassificationTask(Task):
     """Classify sequences x (N, T, F) into `num_classes` labels (N,) from the LSTM's final state;
     with `lengths` (N,), sample i is x[i, :lengths[i]] (the rest is padding, masked out).
 
-    Subclasses set `name` and implement `config()` so that the task can be rebuilt from it (see
-    :class:`DigitsTask`). Training batches are drawn with replacement from the training split by
-    the task's RNG, so a resume needs only the RNG states. Seeds: one `seed` is spawned into the
-    model's, the batches' and the split's generators (children 0, 1, 2; subclasses may use 3+).
+    Subclasses set `name` and either options (see :class:`DigitsTask`) or their own `config()`,
+    so that the task can be rebuilt from it. Training batches are drawn with replacement from
+    the training split by the task's RNG, so a resume needs only the RNG states. Seeds: one
+    `seed` is spawned into the model's, the batches' and the split's generators (children 0, 1,
+    2; subclasses may use 3+).
     """
 
+    model: SequenceToOne
+
     def __init__(
-        self, x: Any, labels: Any, lengths: Any = None, *, num_classes: int | None = None,
-        hidden_size: int = 64, batch_size: int = 32, val_fraction: float = 0.2, seed: int = 0,
+        self,
+        x: npt.ArrayLike,
+        labels: npt.ArrayLike,
+        lengths: npt.ArrayLike | None = None,
+        *,
+        num_classes: int | None = None,
+        hidden_size: int = 64,
+        batch_size: int = 32,
+        val_fraction: float = 0.2,
+        seed: int = 0,
         dtype: str = "float32",
-    ) -> None:  # fmt: skip
-        self.dtype = np.dtype(dtype)
+    ) -> None:
+        self.dtype = resolve_dtype(dtype)
         x = np.asarray(x, dtype=self.dtype)
         labels = np.asarray(labels)
         if x.ndim != 3 or labels.shape != x.shape[:1] or labels.dtype.kind not in "iu":
@@ -93,7 +116,7 @@ class SequenceClassificationTask(Task):
             lengths = np.asarray(lengths, dtype=np.int64)
             if lengths.shape != labels.shape or lengths.min() < 1 or lengths.max() > x.shape[1]:
                 raise ValueError(f"lengths: expected (N,) integers in [1, T = {x.shape[1]}]")
-        self.batch_size = batch_size
+        self.batch_size = check_int("batch_size", batch_size)
         model_seed, data_seed, split_seed = np.random.SeedSequence(seed).spawn(3)
         train, val = split_indices(len(x), val_fraction, np.random.default_rng(split_seed))
         xt = x.transpose(1, 0, 2)  # time-major (T, N, F), as the LSTM reads it
@@ -138,15 +161,22 @@ class SequenceClassificationTask(Task):
             "accuracy": float(np.mean(self.val_y == counts.argmax())),
         }
 
-    def predict(self, x: Any, lengths: Any = None) -> np.ndarray:
+    def predict(self, x: npt.ArrayLike, lengths: npt.ArrayLike | None = None) -> np.ndarray:
         """Logits (N, num_classes) for sequences x (N, T, F) (in evaluation mode)."""
         x = np.asarray(x, dtype=self.dtype).transpose(1, 0, 2)
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            return self.model(x, lengths=lengths)
-        finally:
-            self.model.train(was_training)
+        with evaluating(self.model):
+            logits: np.ndarray = self.model(x, lengths=lengths)
+        return logits
+
+
+@dataclass(frozen=True)
+class DigitsOptions(TaskOptions):
+    hidden_size: int = option(64, "LSTM hidden units", positive_int)
+    batch_size: int = option(32, "images per training step, drawn with replacement", positive_int)
+    val_fraction: float = option(0.2, "share of the images held out for validation", fraction)
+    random_crop: bool = option(False, "keep only the first 4..8 rows of each image (masked)")
+    seed: int = option(0, "seed of the weights, batches, split and crops", non_negative_int)
+    dtype: str = option("float32", "float32 or float64", float_dtype)
 
 
 class DigitsTask(SequenceClassificationTask):
@@ -158,25 +188,26 @@ class DigitsTask(SequenceClassificationTask):
 
     name = "digits"
     item_name = "images"
+    Options = DigitsOptions
+    options: DigitsOptions
 
-    def __init__(
-        self, hidden_size: int = 64, batch_size: int = 32, val_fraction: float = 0.2,
-        random_crop: bool = False, seed: int = 0, dtype: str = "float32",
-    ) -> None:  # fmt: skip
-        self.arguments = {
-            "hidden_size": hidden_size, "batch_size": batch_size, "val_fraction": val_fraction,
-            "random_crop": random_crop, "seed": seed, "dtype": dtype,
-        }  # fmt: skip
+    @takes_options(DigitsOptions)
+    def __init__(self, options: DigitsOptions) -> None:
+        self.options = options
         x, labels = load_digit_rows()
         lengths = None
-        if random_crop:
-            crop_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(3,)))
+        if options.random_crop:
+            crop_rng = np.random.default_rng(np.random.SeedSequence(options.seed, spawn_key=(3,)))
             lengths = crop_rng.integers(MIN_ROWS, x.shape[1] + 1, size=len(x))
             x = crop(x, lengths)
         super().__init__(
-            x, labels, lengths, num_classes=10, hidden_size=hidden_size, batch_size=batch_size,
-            val_fraction=val_fraction, seed=seed, dtype=dtype,
-        )  # fmt: skip
-
-    def config(self) -> dict[str, Any]:
-        return dict(self.arguments)
+            x,
+            labels,
+            lengths,
+            num_classes=10,
+            hidden_size=options.hidden_size,
+            batch_size=options.batch_size,
+            val_fraction=options.val_fraction,
+            seed=options.seed,
+            dtype=options.dtype,
+        )

@@ -21,16 +21,29 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
+from ..core.validation import check_int
 from ..nn.layers import Linear
 from ..nn.lstm import LSTM
 from ..nn.models import SequenceToOne
+from ..nn.module import evaluating
 from ..train.losses import mse_loss
-from ..train.task import Task
+from ..train.task import (
+    Task,
+    TaskOptions,
+    float_dtype,
+    fraction,
+    non_negative_int,
+    option,
+    optional,
+    positive_int,
+    takes_options,
+)
 
 AIRLINE_CSV = Path(__file__).resolve().parent / "data" / "airline_passengers.csv"
 AIRLINE_COLUMN, AIRLINE_PERIOD = "passengers", 12
@@ -91,7 +104,9 @@ def normalize(values: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarr
     return (values - mean) / std
 
 
-def denormalize(values: np.ndarray, mean: Any, std: Any) -> np.ndarray:
+def denormalize(
+    values: np.ndarray, mean: np.ndarray | float, std: np.ndarray | float
+) -> np.ndarray:
     return values * std + mean
 
 
@@ -166,10 +181,38 @@ def _columns(column: str | Sequence[str] | None) -> list[str] | None:
     return names
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    return int(value)
+def _series(name: str, value: npt.ArrayLike) -> list[float] | list[list[float]]:
+    """An array-like series (N,) or (N, C) of finite numbers → nested lists: JSON-able, and
+    exact (float64 → Python float round-trips)."""
+    data = np.asarray(value, dtype=np.float64)
+    if data.ndim not in (1, 2) or data.size == 0 or not np.isfinite(data).all():
+        raise ValueError(f"{name}: expected finite values (N,) or (N, C), got {data.shape}")
+    series: list[float] | list[list[float]] = data.tolist()
+    return series
+
+
+@dataclass(frozen=True)
+class ForecastOptions(TaskOptions):
+    csv: str | None = option(None, "a CSV file with a header row (default: airline passengers)")
+    # option() is a dataclass field specifier, not a shared mutable default (RUF009 cannot tell)
+    column: str | list[str] | None = option(None, 'column(s) to read, "a,b": a is the target')  # noqa: RUF009
+    series: npt.ArrayLike | None = option(None, "the series, (N,) or (N, C)", optional(_series))  # noqa: RUF009
+    window: int = option(24, "observations the model reads before each forecast", positive_int)
+    horizon: int = option(1, "values forecast at once", positive_int)
+    hidden_size: int = option(32, "LSTM hidden units", positive_int)
+    batch_size: int = option(32, "windows per training step, drawn with replacement", positive_int)
+    val_fraction: float = option(0.2, "the end of the series held out for validation", fraction)
+    seasonal_period: int | None = option(
+        None, "m of the seasonal-naive baseline (airline: 12)", optional(positive_int)
+    )
+    relative: bool = option(True, "measure each window from its last observation")
+    seed: int = option(0, "seed of the weights and the batches", non_negative_int)
+    dtype: str = option("float32", "float32 or float64", float_dtype)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.series is not None and (self.csv is not None or self.column is not None):
+            raise ValueError("series: give either series or csv (with column), not both")
 
 
 # -- the task -------------------------------------------------------------------------------------
@@ -190,67 +233,55 @@ class ForecastTask(Task):
 
     name = "forecast"
     item_name = "windows"
+    Options = ForecastOptions
+    options: ForecastOptions
+    model: SequenceToOne
 
-    def __init__(
-        self, csv: str | None = None, column: str | list[str] | None = None,
-        series: Any = None, window: int = 24, horizon: int = 1, hidden_size: int = 32,
-        batch_size: int = 32, val_fraction: float = 0.2, seasonal_period: int | None = None,
-        relative: bool = True, seed: int = 0, dtype: str = "float32",
-    ) -> None:  # fmt: skip
-        self.window = _positive_int("window", window)
-        self.horizon = _positive_int("horizon", horizon)
-        self.batch_size = _positive_int("batch_size", batch_size)
-        if not 0 < val_fraction < 1:
-            raise ValueError(f"val_fraction: expected a number in (0, 1), got {val_fraction}")
-        columns = _columns(column)
-        if series is not None:
-            if csv is not None or columns is not None:
-                raise ValueError("series: give either series or csv (with column), not both")
-            data = np.asarray(series, dtype=np.float64)
-            if data.ndim not in (1, 2) or data.size == 0 or not np.isfinite(data).all():
-                raise ValueError(f"series: expected finite values (N,) or (N, C), got {data.shape}")
-            series = data.tolist()  # JSON-able, exact: float64 → Python float round-trips
+    @takes_options(ForecastOptions)
+    def __init__(self, options: ForecastOptions) -> None:
+        self.options = options
+        self.window, self.horizon = options.window, options.horizon
+        self.batch_size, self.relative = options.batch_size, options.relative
+        columns = _columns(options.column)
+        if options.series is not None:
+            data = np.asarray(options.series, dtype=np.float64)
             data = data.reshape(len(data), -1)
-        elif csv is not None:
-            data = read_csv_columns(csv, columns)
+        elif options.csv is not None:
+            data = read_csv_columns(options.csv, columns)
         else:
             data = read_csv_columns(AIRLINE_CSV, columns or [AIRLINE_COLUMN])
-        if seasonal_period is not None:
-            _positive_int("seasonal_period", seasonal_period)
-        self.arguments = {
-            "csv": csv, "column": column, "series": series, "window": window, "horizon": horizon,
-            "hidden_size": hidden_size, "batch_size": batch_size, "val_fraction": val_fraction,
-            "seasonal_period": seasonal_period, "relative": relative, "seed": seed, "dtype": dtype,
-        }  # fmt: skip
-        self.dtype = np.dtype(dtype)
+        self.dtype = np.dtype(options.dtype)
         self.data = data  # (N, C) original units
-        self.split = int(len(data) * (1 - val_fraction))
+        self.split = int(len(data) * (1 - options.val_fraction))
+        window, horizon = self.window, self.horizon
         train_origins, self.val_origins = split_origins(len(data), window, horizon, self.split)
         if len(train_origins) == 0 or len(self.val_origins) == 0:
             raise ValueError(
                 f"series: {len(data)} observations are too few for window {window}, horizon "
-                f"{horizon} and val_fraction {val_fraction} (training part: {self.split})"
+                f"{horizon} and val_fraction {options.val_fraction} (training part: {self.split})"
             )
         self.mean, self.std = fit_normalizer(data[: self.split])  # training part only
-        self.relative = relative
         scaled = normalize(data, self.mean, self.std)
         self.train_x, self.train_y, _ = self._model_space(scaled, train_origins)
         self.val_x, self.val_y, self.val_anchor = self._model_space(scaled, self.val_origins)
         self.val_true = make_windows(data, window, horizon, self.val_origins)[1]  # original units
-        default_data = csv is None and series is None
+        default_data = options.csv is None and options.series is None
         self.seasonal_period = (
-            AIRLINE_PERIOD if default_data and seasonal_period is None else seasonal_period
+            AIRLINE_PERIOD
+            if default_data and options.seasonal_period is None
+            else options.seasonal_period
         )
         self._baseline = self._baselines()
 
-        model_seed, data_seed = np.random.SeedSequence(seed).spawn(2)
+        model_seed, data_seed = np.random.SeedSequence(options.seed).spawn(2)
         model_rng = np.random.default_rng(model_seed)
+        hidden_size = options.hidden_size
         self.model = SequenceToOne(
             LSTM(data.shape[1], hidden_size, dtype=self.dtype, rng=model_rng, forget_bias=1.0),
             Linear(hidden_size, horizon, dtype=self.dtype, rng=model_rng),
         )
         self.data_rng = np.random.default_rng(data_seed)
-        self.items_per_step = batch_size
+        self.items_per_step = self.batch_size
         self.train_items = len(train_origins)  # windows; batches are drawn with replacement
 
     def _model_space(self, scaled: np.ndarray, origins: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -272,9 +303,6 @@ class ForecastTask(Task):
             }
         return metrics
 
-    def config(self) -> dict[str, Any]:
-        return dict(self.arguments)
-
     def generators(self) -> dict[str, np.random.Generator]:
         return {**super().generators(), "data": self.data_rng}
 
@@ -290,14 +318,14 @@ class ForecastTask(Task):
         pred = self.model(self.val_x)
         loss, _ = mse_loss(pred, self.val_y)
         pred = denormalize(pred + self.val_anchor, self.mean[0], self.std[0])
-        return {"loss": loss, "rmse": rmse(pred, self.val_true), "mape": mape(pred, self.val_true),
-                **self._baseline}  # fmt: skip
+        true = self.val_true
+        return {"loss": loss, "rmse": rmse(pred, true), "mape": mape(pred, true), **self._baseline}
 
     def baseline(self) -> dict[str, float]:
         """RMSE and MAPE of the naive and (with a seasonal period) seasonal-naive forecasts."""
         return dict(self._baseline)
 
-    def forecast(self, history: Any, steps: int | None = None) -> np.ndarray:
+    def forecast(self, history: npt.ArrayLike, steps: int | None = None) -> np.ndarray:
         """The next `steps` (default `horizon`) target values after `history` (L, C) or (L,),
         L ≥ window, in original units → (steps,).
 
@@ -306,7 +334,7 @@ class ForecastTask(Task):
         Only a univariate model can recurse — a multivariate one does not forecast its other
         input columns — so it forecasts at most `horizon` steps.
         """
-        steps = self.horizon if steps is None else _positive_int("steps", steps)
+        steps = self.horizon if steps is None else check_int("steps", steps, minimum=1)
         values = np.asarray(history, dtype=np.float64)
         values = values.reshape(len(values), -1) if values.ndim == 1 else values
         C = self.data.shape[1]
@@ -321,9 +349,7 @@ class ForecastTask(Task):
             )
         scaled = normalize(values[-self.window :], self.mean, self.std)
         out: list[float] = []
-        was_training = self.model.training
-        self.model.eval()
-        try:
+        with evaluating(self.model):
             while len(out) < steps:
                 x = scaled[-self.window :, None]  # (window, 1, C)
                 anchor = x[-1, 0, 0] if self.relative else 0.0
@@ -332,15 +358,16 @@ class ForecastTask(Task):
                 block = pred.astype(np.float64) + anchor
                 out.extend(block)
                 scaled = np.concatenate([scaled, block[:, None]])
-        finally:
-            self.model.train(was_training)
         return denormalize(np.array(out[:steps]), self.mean[0], self.std[0])
 
     def report(self, metrics: dict[str, float] | None = None) -> str:
         """A small table: the model's validation RMSE and MAPE next to the baselines'."""
         metrics = self.evaluate() if metrics is None else metrics
-        rows = [("model", "rmse", "mape"), ("naive", "naive_rmse", "naive_mape"),
-                ("seasonal naive", "seasonal_rmse", "seasonal_mape")]  # fmt: skip
+        rows = [
+            ("model", "rmse", "mape"),
+            ("naive", "naive_rmse", "naive_mape"),
+            ("seasonal naive", "seasonal_rmse", "seasonal_mape"),
+        ]
         lines = [f"{'validation':<16}{'RMSE':>10}{'MAPE %':>10}"]
         lines += [
             f"{label:<16}{metrics[r]:>10.3f}{metrics[m]:>10.2f}"

@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,10 +21,18 @@ import numpy as np
 from ..inspect.trace import Trace
 from ..nn.layers import Linear
 from ..nn.lstm import LSTM
-from ..nn.models import SequenceToOne
+from ..nn.models import SequenceModel, SequenceToOne
 from ..nn.module import Module
 from ..train.losses import cross_entropy, mse_loss
-from ..train.task import Task
+from ..train.task import (
+    Task,
+    TaskOptions,
+    float_dtype,
+    non_negative_int,
+    option,
+    positive_int,
+    takes_options,
+)
 
 
 def adding_batch(
@@ -59,42 +69,65 @@ def copy_batch(
     return np.eye(COPY_SYMBOLS + 2, dtype=dtype)[inputs], targets
 
 
+@dataclass(frozen=True)
+class AddingOptions(TaskOptions):
+    T: int = option(200, "steps per sequence (one mark in each half)", positive_int)
+    hidden_size: int = option(64, "LSTM hidden units", positive_int)
+    batch_size: int = option(64, "sequences per training step, drawn fresh", positive_int)
+    eval_size: int = option(1000, "held-out sequences for evaluation", positive_int)
+    seed: int = option(0, "seed of the weights, the data and the held-out set", non_negative_int)
+    dtype: str = option("float32", "float32 or float64", float_dtype)
+
+
+@dataclass(frozen=True)
+class CopyOptions(TaskOptions):
+    T: int = option(100, "the delay: blank steps between symbols and delimiter", positive_int)
+    hidden_size: int = option(128, "LSTM hidden units", positive_int)
+    batch_size: int = option(64, "sequences per training step, drawn fresh", positive_int)
+    eval_size: int = option(500, "held-out sequences for evaluation", positive_int)
+    seed: int = option(0, "seed of the weights, the data and the held-out set", non_negative_int)
+    dtype: str = option("float32", "float32 or float64", float_dtype)
+
+
 class GeneratedTask(Task):
     """A task whose training batches are drawn fresh from a generator at every step, evaluated
-    on a fixed held-out set. Subclasses provide the batches, the model and the loss."""
+    on a fixed held-out set (eval_x, eval_y). Subclasses provide the batches, the model, its
+    prediction and the loss. Seeds: one `seed` is spawned into the model's, the training data's
+    and the held-out set's generators (children 0, 1, 2)."""
 
-    def __init__(
-        self, T: int, hidden_size: int, batch_size: int, eval_size: int, seed: int, dtype: str
-    ) -> None:
-        self.T, self.hidden_size, self.batch_size = T, hidden_size, batch_size
-        self.eval_size, self.seed, self.dtype = eval_size, seed, np.dtype(dtype)
-        model_seed, data_seed, eval_seed = np.random.SeedSequence(seed).spawn(3)
+    options: AddingOptions | CopyOptions
+
+    def __init__(self, options: AddingOptions | CopyOptions) -> None:
+        self.options = options
+        self.T, self.batch_size, self.dtype = options.T, options.batch_size, np.dtype(options.dtype)
+        model_seed, data_seed, eval_seed = np.random.SeedSequence(options.seed).spawn(3)
         self.model = self.build_model(np.random.default_rng(model_seed))
         self.data_rng = np.random.default_rng(data_seed)
-        self.eval_x, self.eval_y = self.batch(np.random.default_rng(eval_seed), eval_size)
-        self.items_per_step = batch_size
+        self.eval_x, self.eval_y = self.batch(np.random.default_rng(eval_seed), options.eval_size)
+        self.items_per_step = options.batch_size
 
+    @abstractmethod
     def build_model(self, rng: np.random.Generator) -> Module:
-        raise NotImplementedError
+        """The task's model, its initial weights drawn from `rng`."""
 
+    @abstractmethod
     def batch(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
+        """`size` fresh examples: inputs x (T′, size, I) and their targets."""
 
+    @abstractmethod
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """The model's prediction for the inputs x of a batch."""
+
+    @abstractmethod
     def loss(self, prediction: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
-        raise NotImplementedError
-
-    def config(self) -> dict[str, Any]:
-        return {
-            "T": self.T, "hidden_size": self.hidden_size, "batch_size": self.batch_size,
-            "eval_size": self.eval_size, "seed": self.seed, "dtype": self.dtype.name,
-        }  # fmt: skip
+        """The loss of a prediction and its gradient."""
 
     def generators(self) -> dict[str, np.random.Generator]:
         return {**super().generators(), "data": self.data_rng}
 
     def train_step(self) -> float:
         x, y = self.batch(self.data_rng, self.batch_size)
-        loss, d_prediction = self.loss(self.model(x), y)
+        loss, d_prediction = self.loss(self.predict(x), y)
         self.model.backward(d_prediction)
         return loss
 
@@ -103,71 +136,71 @@ class AddingTask(GeneratedTask):
     """Regress the sum of the two marked values from the LSTM's final state (MSE)."""
 
     name = "adding"
+    Options = AddingOptions
+    model: SequenceToOne
 
-    def __init__(
-        self, T: int = 200, hidden_size: int = 64, batch_size: int = 64, eval_size: int = 1000,
-        seed: int = 0, dtype: str = "float32",
-    ) -> None:  # fmt: skip
-        super().__init__(T, hidden_size, batch_size, eval_size, seed, dtype)
+    @takes_options(AddingOptions)
+    def __init__(self, options: AddingOptions) -> None:
+        super().__init__(options)
 
-    def build_model(self, rng: np.random.Generator) -> Module:
+    def build_model(self, rng: np.random.Generator) -> SequenceToOne:
+        hidden_size = self.options.hidden_size
         return SequenceToOne(
-            LSTM(2, self.hidden_size, dtype=self.dtype, rng=rng, forget_bias=1.0),
-            Linear(self.hidden_size, 1, dtype=self.dtype, rng=rng),
+            LSTM(2, hidden_size, dtype=self.dtype, rng=rng, forget_bias=1.0),
+            Linear(hidden_size, 1, dtype=self.dtype, rng=rng),
         )
 
     def batch(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
         return adding_batch(rng, size, self.T, self.dtype)
 
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """x (T, B, 2) → the predicted sums (B, 1)."""
+        prediction: np.ndarray = self.model(x)
+        return prediction
+
     def loss(self, prediction: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
         return mse_loss(prediction, target)
 
     def evaluate(self) -> dict[str, float]:
-        loss, _ = mse_loss(self.model(self.eval_x), self.eval_y)
+        loss, _ = mse_loss(self.predict(self.eval_x), self.eval_y)
         return {"loss": loss, "mse": loss}
 
     def baseline(self) -> dict[str, float]:
         return {"mse": float(np.mean((self.eval_y - 1.0) ** 2))}
 
 
-class CopyModel(Module):
-    """LSTM over the one-hot inputs → Linear to the 9 output classes at every step."""
-
-    def __init__(self, hidden_size: int, rng: np.random.Generator, dtype: np.dtype) -> None:
-        super().__init__()
-        self.lstm = LSTM(COPY_SYMBOLS + 2, hidden_size, dtype=dtype, rng=rng, forget_bias=1.0)
-        self.head = Linear(hidden_size, COPY_SYMBOLS + 1, dtype=dtype, rng=rng)
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        out, _ = self.lstm(x)
-        return self.head(out)
-
-    def backward(self, dlogits: np.ndarray) -> None:
-        self.lstm.backward(self.head.backward(dlogits))
-
-
 class CopyTask(GeneratedTask):
     """Reproduce ten symbols after a delay of T steps (cross-entropy over every step)."""
 
     name = "copy"
+    Options = CopyOptions
+    model: SequenceModel
 
-    def __init__(
-        self, T: int = 100, hidden_size: int = 128, batch_size: int = 64, eval_size: int = 500,
-        seed: int = 0, dtype: str = "float32",
-    ) -> None:  # fmt: skip
-        super().__init__(T, hidden_size, batch_size, eval_size, seed, dtype)
+    @takes_options(CopyOptions)
+    def __init__(self, options: CopyOptions) -> None:
+        super().__init__(options)
 
-    def build_model(self, rng: np.random.Generator) -> Module:
-        return CopyModel(self.hidden_size, rng, self.dtype)
+    def build_model(self, rng: np.random.Generator) -> SequenceModel:
+        """LSTM over the one-hot inputs → Linear to the 9 output classes at every step."""
+        hidden_size = self.options.hidden_size
+        return SequenceModel(
+            LSTM(COPY_SYMBOLS + 2, hidden_size, dtype=self.dtype, rng=rng, forget_bias=1.0),
+            Linear(hidden_size, COPY_SYMBOLS + 1, dtype=self.dtype, rng=rng),
+        )
 
     def batch(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
         return copy_batch(rng, size, self.T, self.dtype)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """x (T+20, B, 10) one-hot → logits (T+20, B, 9)."""
+        logits, _ = self.model(x)
+        return logits
 
     def loss(self, prediction: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
         return cross_entropy(prediction, target)
 
     def evaluate(self) -> dict[str, float]:
-        logits = self.model(self.eval_x)
+        logits = self.predict(self.eval_x)
         loss, _ = cross_entropy(logits, self.eval_y)
         copied = logits[-COPY_LENGTH:].argmax(-1) == self.eval_y[-COPY_LENGTH:]
         return {"loss": loss, "symbol_accuracy": float(copied.mean())}
@@ -176,21 +209,47 @@ class CopyTask(GeneratedTask):
         return {"loss": COPY_LENGTH * math.log(COPY_SYMBOLS) / (self.T + 2 * COPY_LENGTH)}
 
 
-def adding_gate_evidence(trace: Trace, x: np.ndarray) -> dict[str, np.ndarray]:
-    """What each unit's gates do on the adding problem, from a trace of inputs x (T, B, 2).
+def adding_gate_evidence(
+    trace: Trace, x: np.ndarray, y: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """What each unit's gates do on the adding problem, from a trace of inputs x (T, B, 2) (and
+    their targets y (B, 1)).
 
-    Per unit (H,): `filter_ratio`, the mean Filter (i) at the two marked steps over its mean at
-    all other steps; `eraser_between`, the mean Eraser (f) strictly between the two marks. A
-    unit that stores the marked values opens its Filter only at the marks (ratio ≫ 1) and keeps
-    its memory in between (f near 1). `units` lists those with ratio ≥ 10 and f ≥ 0.95.
+    Per unit (H,): `filter_marked` and `filter_unmarked`, the mean Filter (i) at the two marked
+    steps and at all other steps, and `filter_ratio`, the first over the second;
+    `eraser_between`, the mean Eraser (f) strictly between the two marks; `writer_value_corr`,
+    the correlation of the Writer (g) with the input value at the marked steps;
+    `presenter_last`, the mean Presenter (o) at the last step; with y, `memory_target_corr`, the
+    correlation of the final memory c_T with the target. A unit that stores the marked values
+    opens its Filter only at the marks (ratio ≫ 1) and keeps its memory in between (f near
+    1). `units` lists those with ratio ≥ 10 and f ≥ 0.95.
     """
     marked = x[..., 1] > 0.5  # (T, B)
     steps = np.arange(x.shape[0])[:, None]
     first = marked.argmax(axis=0)
     last = x.shape[0] - 1 - marked[::-1].argmax(axis=0)
     between = (steps > first) & (steps < last)
-    i, f = trace.gate("i"), trace.gate("f")  # (T, B, H)
-    ratio = i[marked].mean(axis=0) / np.maximum(i[~marked].mean(axis=0), 1e-12)
+    i, f, g, o = (trace.gate(name) for name in "ifgo")  # (T, B, H) each
+    filter_marked, filter_unmarked = i[marked].mean(axis=0), i[~marked].mean(axis=0)
+    ratio = filter_marked / np.maximum(filter_unmarked, 1e-12)
     eraser = f[between].mean(axis=0)
-    units = np.flatnonzero((ratio >= 10) & (eraser >= 0.95))
-    return {"filter_ratio": ratio, "eraser_between": eraser, "units": units}
+    evidence = {
+        "filter_marked": filter_marked,
+        "filter_unmarked": filter_unmarked,
+        "filter_ratio": ratio,
+        "eraser_between": eraser,
+        "writer_value_corr": _correlations(g[marked], x[..., 0][marked]),
+        "presenter_last": o[-1].mean(axis=0),
+        "units": np.flatnonzero((ratio >= 10) & (eraser >= 0.95)),
+    }
+    if y is not None:
+        evidence["memory_target_corr"] = _correlations(trace.layer().c[-1], y[:, 0])
+    return evidence
+
+
+def _correlations(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each column of a (N, H) with b (N,) → (H,); 0 where either is
+    constant (instead of NaN)."""
+    a, b = a - a.mean(axis=0), b - b.mean()
+    norm = np.sqrt((a * a).sum(axis=0) * (b * b).sum())
+    return np.divide((a * b[:, None]).sum(axis=0), norm, out=np.zeros(a.shape[1]), where=norm > 0)

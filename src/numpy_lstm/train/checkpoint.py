@@ -6,8 +6,7 @@ Header `__metadata__` (strings): `format` = "numpy-lstm-checkpoint", `format_ver
 bit-generator states and data position), the step, the optimizer (class and scalar state), the
 schedule's state and the trainer's bookkeeping.
 
-Written atomically (temp file, fsync, `os.replace`) by
-:func:`numpy_lstm.serialization.save_tensors`;
+Written atomically (temp file, fsync, `os.replace`) by :func:`numpy_lstm.io.native.save_tensors`;
 read by the `safetensors` parser, never by pickle; every field is validated before anything is
 built, and the arrays must fit the rebuilt model and optimizer exactly.
 """
@@ -29,20 +28,24 @@ from .optim import Optimizer
 FORMAT = "numpy-lstm-checkpoint"
 FORMAT_VERSION = "1"
 
+# The checkpoint's JSON metadata: nested task configs, RNG states and histories, whose values are
+# arbitrary JSON; each owner validates its own part when it loads it.
+JSONObject = dict[str, Any]
+
 
 @dataclass
 class Checkpoint:
     """What a checkpoint file holds, already split by owner."""
 
-    meta: dict[str, Any]  # the JSON object
+    meta: JSONObject
     model: dict[str, np.ndarray]
-    optimizer: dict[str, Any]  # a full optimizer state dict (scalars and arrays)
+    optimizer: dict[str, object]  # an optimizer state dict, validated by its load_state_dict
     task_arrays: dict[str, np.ndarray]
 
 
 def write_checkpoint(
     path: PathLike,
-    meta: dict[str, Any],
+    meta: JSONObject,
     model_state: dict[str, np.ndarray],
     optimizer: Optimizer,
     task_arrays: dict[str, np.ndarray],
@@ -51,7 +54,9 @@ def write_checkpoint(
     optimizer_state = optimizer.state_dict()
     scalars = {k: v for k, v in optimizer_state.items() if not isinstance(v, np.ndarray)}
     tensors = {f"model.{k}": v for k, v in model_state.items()}
-    tensors |= {f"optimizer.{k}": v for k, v in optimizer_state.items() if k not in scalars}
+    tensors |= {
+        f"optimizer.{k}": v for k, v in optimizer_state.items() if isinstance(v, np.ndarray)
+    }
     tensors |= {f"task.{k}": v for k, v in task_arrays.items()}
     meta = {**meta, "optimizer": {"class": type(optimizer).__name__, "scalars": scalars}}
     header = {

@@ -6,15 +6,14 @@ Returning the gradient together with the value keeps the training loop explicit 
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
+import numpy.typing as npt
 
 from ..core.cell import sigmoid
 from ..core.validation import FLOAT_DTYPES, as_float_array
 
 
-def mse_loss(pred: Any, target: Any) -> tuple[float, np.ndarray]:
+def mse_loss(pred: npt.ArrayLike, target: npt.ArrayLike) -> tuple[float, np.ndarray]:
     """Mean squared error over all elements and its gradient.
 
     pred, target: any shape (…), the same for both, float32 or float64 (the same dtype).
@@ -47,7 +46,11 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def cross_entropy(
-    logits: Any, targets: Any, *, ignore_index: int = -100, mask: Any = None
+    logits: npt.ArrayLike,
+    targets: npt.ArrayLike,
+    *,
+    ignore_index: int = -100,
+    mask: npt.ArrayLike | None = None,
 ) -> tuple[float, np.ndarray]:
     """Softmax cross-entropy over logits and its gradient, like `torch.nn.functional.cross_entropy`
     (reduction="mean" over the counted targets).
@@ -101,7 +104,7 @@ def cross_entropy(
     return loss, dlogits
 
 
-def bce_with_logits(logits: Any, targets: Any) -> tuple[float, np.ndarray]:
+def bce_with_logits(logits: npt.ArrayLike, targets: npt.ArrayLike) -> tuple[float, np.ndarray]:
     """Binary cross-entropy on logits, like `torch.nn.functional.binary_cross_entropy_with_logits`
     (mean), computed as max(z, 0) − z·y + log(1 + e^{−|z|}) so no exp can overflow.
 

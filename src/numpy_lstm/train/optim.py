@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from ..nn.module import Module
 
 Buffers = dict[str, np.ndarray]
+# (param, grad, buffers, *, step, **hyperparameters) → (new param, new buffers); each rule has
+# its own hyperparameter keywords, hence the open parameter list.
+UpdateRule = Callable[..., tuple[np.ndarray, Buffers]]
+# A state dict: `step` (int), each hyperparameter (float) and `<buffer>.<param name>` arrays.
+OptimizerState = dict[str, float | np.ndarray]
 
 
 # -- the update rules ---------------------------------------------------------------------------
@@ -52,6 +57,17 @@ def adam_update(
     step_size = lr / (1 - beta1**step)
     denom = np.sqrt(exp_avg_sq) / (1 - beta2**step) ** 0.5 + eps
     return param + (-step_size * exp_avg) / denom, {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
+
+
+def adamw_update(
+    param: np.ndarray, grad: np.ndarray, buffers: Buffers, *, step: int, lr: float,
+    beta1: float, beta2: float, eps: float, weight_decay: float,
+) -> tuple[np.ndarray, Buffers]:  # fmt: skip
+    """torch.optim.AdamW: :func:`adam_update` with the weight decay decoupled."""
+    return adam_update(
+        param, grad, buffers, step=step, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+        weight_decay=weight_decay, decoupled=True,
+    )  # fmt: skip
 
 
 def rmsprop_update(
@@ -105,9 +121,9 @@ class Optimizer:
 
     hyperparameters: ClassVar[dict[str, Check]]
     buffer_names: ClassVar[tuple[str, ...]]
-    update: ClassVar[Callable[..., tuple[np.ndarray, Buffers]]]
+    update: ClassVar[UpdateRule]
 
-    def __init__(self, module: Module, **hyper: Any) -> None:
+    def __init__(self, module: Module, **hyper: float) -> None:
         if not isinstance(module, Module):
             raise TypeError(f"module: expected a numpy_lstm.Module, got {type(module).__name__}")
         self.module = module
@@ -149,13 +165,13 @@ class Optimizer:
             for b, value in new_buffers.items():
                 self.buffers[b][name] = value.astype(param.dtype, copy=False)
 
-    def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"step": self.step_count, **self.hyper}
+    def state_dict(self) -> OptimizerState:
+        state: OptimizerState = {"step": self.step_count, **self.hyper}
         for b, arrays in self.buffers.items():
             state.update({f"{b}.{name}": a.copy() for name, a in arrays.items()})
         return state
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def load_state_dict(self, state: Mapping[str, object]) -> None:
         """Restore a :meth:`state_dict` (hyperparameters included, as torch does). The keys, the
         step, every hyperparameter and each buffer's shape, dtype and finiteness are validated
         before anything is written, so a failed load leaves the optimizer unchanged."""
@@ -190,7 +206,7 @@ class Optimizer:
         return f"{type(self).__name__}({shown}, step={self.step_count})"
 
 
-def _checked_hyper(name: str, value: Any, optimizer: Optimizer) -> float:
+def _checked_hyper(name: str, value: object, optimizer: Optimizer) -> float:
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value.item()  # scalars that went through np.savez/safetensors come back 0-d
     if isinstance(value, bool):
@@ -204,7 +220,7 @@ def _checked_hyper(name: str, value: Any, optimizer: Optimizer) -> float:
     return value
 
 
-def _checked_buffer(key: str, value: Any, param: np.ndarray) -> np.ndarray:
+def _checked_buffer(key: str, value: object, param: np.ndarray) -> np.ndarray:
     """A copy of buffer `value`, which must match `param`'s shape and dtype exactly."""
     array = np.asarray(value)
     if array.shape != param.shape:
@@ -227,7 +243,7 @@ class SGD(Optimizer):
         "weight_decay": NON_NEGATIVE, "nesterov": FLAG,
     }  # fmt: skip
     buffer_names = ("momentum_buffer",)
-    update = staticmethod(sgd_update)
+    update: ClassVar[UpdateRule] = staticmethod(sgd_update)
 
     def __init__(
         self, module: Module, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
@@ -253,7 +269,7 @@ class Adam(Optimizer):
         "weight_decay": NON_NEGATIVE,
     }  # fmt: skip
     buffer_names = ("exp_avg", "exp_avg_sq")
-    update = staticmethod(adam_update)
+    update: ClassVar[UpdateRule] = staticmethod(adam_update)
 
     def __init__(
         self, module: Module, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
@@ -282,9 +298,7 @@ class AdamW(Adam):
     """torch.optim.AdamW(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
     the decay shrinks the parameters directly instead of joining the gradient."""
 
-    @staticmethod
-    def update(*args: Any, **kwargs: Any) -> tuple[np.ndarray, Buffers]:
-        return adam_update(*args, decoupled=True, **kwargs)
+    update: ClassVar[UpdateRule] = staticmethod(adamw_update)
 
     def __init__(
         self, module: Module, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
@@ -302,7 +316,7 @@ class RMSprop(Optimizer):
         "momentum": NON_NEGATIVE, "centered": FLAG,
     }  # fmt: skip
     buffer_names = ("square_avg", "grad_avg", "momentum_buffer")
-    update = staticmethod(rmsprop_update)
+    update: ClassVar[UpdateRule] = staticmethod(rmsprop_update)
 
     def __init__(
         self, module: Module, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from .optim import Optimizer
 
@@ -66,10 +65,10 @@ class Scheduler:
         self.last_step += 1
         self._apply()
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, float]:
         return {"last_step": self.last_step, "base_lr": self.base_lr}
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def load_state_dict(self, state: Mapping[str, object]) -> None:
         last_step, base_lr = state.get("last_step"), state.get("base_lr")
         if isinstance(last_step, bool) or not isinstance(last_step, int) or last_step < 0:
             raise ValueError(f"last_step: expected a non-negative int, got {last_step!r}")
@@ -79,7 +78,7 @@ class Scheduler:
         self._apply()
 
 
-def _positive(name: str, value: Any) -> None:
+def _positive(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name}: expected a positive integer, got {value!r}")
 
@@ -116,10 +115,10 @@ def CosineLR(
     return Scheduler(optimizer, decay)
 
 
-SCHEDULES = {"step": StepLR, "cosine": CosineLR}
+SCHEDULES: dict[str, Callable[..., Scheduler]] = {"step": StepLR, "cosine": CosineLR}
 
 
-def make_schedule(optimizer: Optimizer, spec: Mapping[str, Any] | None) -> Scheduler | None:
+def make_schedule(optimizer: Optimizer, spec: Mapping[str, object] | None) -> Scheduler | None:
     """A scheduler from a JSON-able spec such as {"name": "cosine", "total_steps": 1000,
     "warmup_steps": 50} (the form checkpoints store); None or {"name": "constant"} → None."""
     if spec is None or spec.get("name") == "constant":

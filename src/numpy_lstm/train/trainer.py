@@ -14,18 +14,22 @@ only ever replaced atomically, so the last good one stays intact.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import sys
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 import numpy as np
 
+from ..core.validation import check_int
 from ..io.native import PathLike
+from ..kernels.select import fast_enabled
+from ..kernels.threads import blas_threads
+from ..nn.module import evaluating
 from .checkpoint import read_checkpoint, write_checkpoint
 from .optim import SGD, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm
 from .schedules import make_schedule
@@ -35,15 +39,9 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {c.__name__: c for c in (SGD, Adam, Ada
 Callback = Callable[["Trainer", str, dict[str, float]], None]  # (trainer, event, metrics)
 
 
-def one_blas_thread_if_fast() -> Any:
+def one_blas_thread_if_fast() -> AbstractContextManager[None]:
     """A context that holds BLAS to one thread while the fast kernels are on (see `fit`)."""
-    from ..kernels.select import fast_enabled
-
-    if not fast_enabled():
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=1, user_api="blas")
+    return blas_threads(1 if fast_enabled() else None)
 
 
 class NonFiniteError(FloatingPointError):
@@ -64,17 +62,13 @@ class TrainerConfig:
 
     def __post_init__(self) -> None:
         for name in ("steps", "eval_every", "log_every"):
+            check_int(name, getattr(self, name), minimum=1)
+        if self.patience is not None:
+            check_int("patience", self.patience, minimum=1)
+        for name in ("clip_norm", "epochs", "minutes"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-        if self.clip_norm is not None and not self.clip_norm > 0:
-            raise ValueError(f"clip_norm: expected a positive number or None, got {self.clip_norm}")
-        if self.patience is not None and self.patience < 1:
-            raise ValueError(f"patience: expected a positive integer or None, got {self.patience}")
-        if self.epochs is not None and not self.epochs > 0:
-            raise ValueError(f"epochs: expected a positive number or None, got {self.epochs}")
-        if self.minutes is not None and not self.minutes > 0:
-            raise ValueError(f"minutes: expected a positive number or None, got {self.minutes}")
+            if value is not None and not value > 0:
+                raise ValueError(f"{name}: expected a positive number or None, got {value}")
 
 
 def in_steps(config: TrainerConfig, task: Task) -> TrainerConfig:
@@ -176,15 +170,10 @@ class Trainer:
 
     def evaluate(self) -> dict[str, float]:
         """Evaluate (in eval mode), update best/patience, checkpoint, notify callbacks."""
-        model = self.task.model
-        was_training = model.training
-        model.eval()
-        try:
+        with evaluating(self.task.model):
             metrics = {"step": self.step, **self.task.evaluate()}
-            if self.task.steps_per_epoch is not None:
-                metrics["epoch"] = self.step / self.task.steps_per_epoch
-        finally:
-            model.train(was_training)
+        if self.task.steps_per_epoch is not None:
+            metrics["epoch"] = self.step / self.task.steps_per_epoch
         if metrics["loss"] < self.best:
             self.best, self.bad_evals = metrics["loss"], 0
         else:

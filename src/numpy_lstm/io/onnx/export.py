@@ -31,7 +31,6 @@ from ...nn.lstm import LSTM
 from ...nn.models import SequenceModel
 from ...nn.module import Module
 from ...version import __version__
-from ..representable import check_representable
 from .layout import (
     MIN_OPSET,
     ONNX_ACTIVATIONS,
@@ -66,14 +65,20 @@ class _Graph:
         self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
         return name
 
-    def op(self, op_type: str, inputs: list[str], outputs: Any = 1, **attrs: Any) -> Any:
+    def op(self, op_type: str, inputs: list[str], **attrs: Any) -> str:
+        """Add a node with one output, freshly named; returns that name."""
+        return self.node(op_type, inputs, 1, **attrs)[0]
+
+    def node(
+        self, op_type: str, inputs: list[str], outputs: int | list[str], **attrs: Any
+    ) -> list[str]:
         """Add a node; `outputs` is a count (fresh names) or a list of names. Returns the
-        output name, or the list of names when there are several."""
+        names. `attrs` are the node's ONNX attributes (ints, floats, strings, lists, tensors)."""
         if isinstance(outputs, int):
             outputs = [self.fresh(f"{op_type.lower()}") for _ in range(outputs)]
         self.names.update(outputs)
         self.nodes.append(helper.make_node(op_type, inputs, outputs, **attrs))
-        return outputs[0] if len(outputs) == 1 else outputs
+        return outputs
 
 
 def export_onnx(
@@ -152,7 +157,7 @@ def _lstm_node(g: _Graph, lstm: LSTM | LSTMCell, layer: int, inputs: dict[str, s
         if variant.coupled_input_forget:
             attrs["input_forget"] = 1
     outputs = [g.fresh(f"{key}_l{layer}") for key in ("Y", "Y_h", "Y_c")]
-    return g.op("LSTM", node_inputs, outputs, **attrs)
+    return g.node("LSTM", node_inputs, outputs, **attrs)
 
 
 def _sequence_graph(
@@ -160,22 +165,23 @@ def _sequence_graph(
 ) -> tuple[list, list]:
     lstm = model.lstm if isinstance(model, SequenceModel) else model
     head = model.head if isinstance(model, SequenceModel) else None
-    check_representable(lstm, "ONNX", ONNX_LACKS)
+    ONNX_LACKS.check(lstm)
     D, L, H, I = lstm.num_directions, lstm.num_layers, lstm.hidden_size, lstm.input_size
     element = TensorProto.FLOAT
     seq_axes = ["batch", "sequence"] if lstm.batch_first else ["sequence", "batch"]
     inputs = [helper.make_tensor_value_info("x", element, [*seq_axes, I])]
     g.names.add("x")
     x = g.op("Transpose", ["x"], perm=[1, 0, 2]) if lstm.batch_first else "x"
-    lengths = h0 = c0 = None
-    if with_lengths:
-        inputs.append(helper.make_tensor_value_info("lengths", TensorProto.INT32, ["batch"]))
-        lengths = "lengths"
+    lengths = "lengths" if with_lengths else None
+    if lengths:
+        inputs.append(helper.make_tensor_value_info(lengths, TensorProto.INT32, ["batch"]))
+    h0: list[str] = []  # per layer, when the initial state is an input
+    c0: list[str] = []
     if initial_state:
         for name in ("h0", "c0"):
             inputs.append(helper.make_tensor_value_info(name, element, [D * L, "batch", H]))
         h0, c0 = (
-            [s] if L == 1 else g.op("Split", [s, g.const("split", np.full(L, D))], L, axis=0)
+            [s] if L == 1 else g.node("Split", [s, g.const("split", np.full(L, D))], L, axis=0)
             for s in ("h0", "c0")
         )
     states, time_batch_features = [], g.const("shape_tb_", np.array([0, 0, -1]))
@@ -197,12 +203,12 @@ def _sequence_graph(
         if head.config()["bias"]:
             x = g.op("Add", [x, g.const("head_bias", head.state_dict()["bias"])])
         width = head.out_features
-    g.op("Identity", [x], ["output"])
+    g.node("Identity", [x], ["output"])
     for name, parts in (("h_n", [h for h, _ in states]), ("c_n", [c for _, c in states])):
         if L > 1:
-            g.op("Concat", parts, [name], axis=0)  # layer-major, then direction: torch's order
+            g.node("Concat", parts, [name], axis=0)  # layer-major, then direction: torch's order
         else:
-            g.op("Identity", parts, [name])
+            g.node("Identity", parts, [name])
     outputs = [helper.make_tensor_value_info("output", element, [*seq_axes, width])]
     outputs += [
         helper.make_tensor_value_info(n, element, [D * L, "batch", H]) for n in ("h_n", "c_n")
@@ -225,11 +231,9 @@ def _carry(
         "Range",
         [g.const("start", np.array(0, np.int32)), steps, g.const("one", np.array(1, np.int32))],
     )
-    valid = g.op(
-        "Less",
-        [g.op("Unsqueeze", [time, g.const("axis1", np.array([1]))]),
-         g.op("Unsqueeze", [lengths, g.const("axis0", np.array([0]))])],
-    )  # fmt: skip
+    time_column = g.op("Unsqueeze", [time, g.const("axis1", np.array([1]))])  # (T, 1)
+    lengths_row = g.op("Unsqueeze", [lengths, g.const("axis0", np.array([0]))])  # (1, B)
+    valid = g.op("Less", [time_column, lengths_row])
     valid = g.op("Unsqueeze", [valid, g.const("axis2", np.array([2]))])  # (T, B, 1)
     carried = y_h  # (D, B, H)
     if D == 2:
@@ -255,7 +259,7 @@ def _cell_graph(g: _Graph, cell: LSTMCell) -> tuple[list, list]:
     g.names.update(("x", "h0", "c0"))
     x, h0, c0 = (g.op("Unsqueeze", [name, axis]) for name in ("x", "h0", "c0"))
     _, y_h, y_c = _lstm_node(g, cell, 0, {"X": x, "initial_h": h0, "initial_c": c0})
-    g.op("Squeeze", [y_h, axis], ["h1"])
-    g.op("Squeeze", [y_c, axis], ["c1"])
+    g.node("Squeeze", [y_h, axis], ["h1"])
+    g.node("Squeeze", [y_c, axis], ["c1"])
     outputs = [helper.make_tensor_value_info(n, element, ["batch", H]) for n in ("h1", "c1")]
     return inputs, outputs

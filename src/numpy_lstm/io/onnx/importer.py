@@ -83,7 +83,7 @@ def import_onnx(source: Any, *, verify: bool = True) -> LSTM | SequenceModel:
         activations=options[0]["activations"],
         **_hints(proto),
     )
-    state = {}
+    state: dict[str, np.ndarray] = {}
     for k, tensors in enumerate(weights):
         if set(tensors) != set(weights[0]):
             raise unsupported(f"LSTM node {k}: inputs", sorted(tensors), sorted(weights[0]))
@@ -115,7 +115,7 @@ def _load(source: Any) -> onnx.ModelProto:
     return proto
 
 
-def _node_options(node: onnx.NodeProto, constants: dict) -> dict[str, Any]:
+def _node_options(node: onnx.NodeProto, constants: dict[str, np.ndarray]) -> dict[str, Any]:
     """The node's attributes as numpy-lstm options, refusing what we cannot compute."""
     name = f"LSTM node {node.name!r}"
     attrs = {a.name: helper_value(a) for a in node.attribute}
@@ -157,7 +157,7 @@ def helper_value(attribute: onnx.AttributeProto) -> Any:
     return value
 
 
-def _node_weights(node: onnx.NodeProto, constants: dict) -> dict[str, np.ndarray]:
+def _node_weights(node: onnx.NodeProto, constants: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """W, R and (if given) B and P of a node, which must be constants of one float dtype."""
     tensors = {}
     for key, index in (("W", 1), ("R", 2), ("B", 3), ("P", 7)):
@@ -205,7 +205,7 @@ def _hints(proto: onnx.ModelProto) -> dict[str, Any]:
     return {k: config[k] for k in HINTED_OPTIONS if k in config and config[k] is not None}
 
 
-def _head(graph: onnx.GraphProto, constants: dict, lstm: LSTM) -> Linear | None:
+def _head(graph: onnx.GraphProto, constants: dict[str, np.ndarray], lstm: LSTM) -> Linear | None:
     matmuls = [n for n in graph.node if n.op_type == "MatMul"]
     if not matmuls:
         return None
@@ -217,7 +217,10 @@ def _head(graph: onnx.GraphProto, constants: dict, lstm: LSTM) -> Linear | None:
     if len(adds) != len(bias) or len(bias) > 1 or (bias and bias[0] is None):
         raise unsupported("Add nodes", len(adds), "one, adding a constant bias to the MatMul")
     head = Linear(weight.shape[1], weight.shape[0], bias=bool(bias), dtype=lstm.dtype)
-    head.load_state_dict({"weight": weight.copy(), **({"bias": bias[0]} if bias else {})})
+    state = {"weight": weight.copy()}
+    if bias and bias[0] is not None:
+        state["bias"] = bias[0]
+    head.load_state_dict(state)
     return head
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...core.cell import LSTMWeights
+from ..representable import Lacks
 
 TORCH_TO_ONNX_GATES = (0, 3, 1, 2)  # ONNX block j is torch block TORCH_TO_ONNX_GATES[j]
 ONNX_TO_TORCH_GATES = (0, 2, 3, 1)  # the inverse permutation
@@ -21,7 +22,7 @@ ONNX_ACTIVATIONS = {
     "relu": "Relu",
     "softsign": "Softsign",
 }
-ONNX_LACKS = ("proj_size", "layer_norm", "zoneout")
+ONNX_LACKS = Lacks("ONNX", ("proj_size", "layer_norm", "zoneout"))
 MIN_OPSET = 14
 
 
@@ -40,15 +41,25 @@ def onnx_tensors(directions: list[LSTMWeights]) -> dict[str, np.ndarray]:
         "R": np.stack([reorder_gates(w.weight_hh, order) for w in directions]),
     }
     if directions[0].bias_ih is not None:
-        tensors["B"] = np.stack(
-            [np.concatenate([reorder_gates(w.bias_ih, order), reorder_gates(w.bias_hh, order)])
-             for w in directions]
-        )  # fmt: skip
+        tensors["B"] = np.stack([_onnx_bias(w) for w in directions])
     if directions[0].weight_peephole is not None:
-        tensors["P"] = np.stack(
-            [w.weight_peephole[list(PEEPHOLE_TO_ONNX)].ravel() for w in directions]
-        )
+        tensors["P"] = np.stack([_onnx_peepholes(w) for w in directions])
     return tensors
+
+
+def _onnx_bias(w: LSTMWeights) -> np.ndarray:
+    """One direction's B (8H,) = [Wb, Rb], gates i, o, f, c."""
+    if w.bias_ih is None or w.bias_hh is None:
+        raise ValueError("directions: every direction must have biases if the first has")
+    order = TORCH_TO_ONNX_GATES
+    return np.concatenate([reorder_gates(w.bias_ih, order), reorder_gates(w.bias_hh, order)])
+
+
+def _onnx_peepholes(w: LSTMWeights) -> np.ndarray:
+    """One direction's P (3H,), rows i, o, f."""
+    if w.weight_peephole is None:
+        raise ValueError("directions: every direction must have peepholes if the first has")
+    return w.weight_peephole[list(PEEPHOLE_TO_ONNX)].ravel()
 
 
 def torch_tensors(tensors: dict[str, np.ndarray], direction: int) -> dict[str, np.ndarray]:

@@ -1,0 +1,37 @@
+"""What the layers may read from a forward cache, whichever kernel made it.
+
+The reference kernel's :class:`numpy_lstm.core.sequence.SequenceCache` and the fast path's
+:class:`numpy_lstm.kernels.numba_driver.FastCache` both provide it; everything else in a cache
+belongs to the kernel's own backward (:func:`numpy_lstm.kernels.select.sequence_backward`
+hands each cache back to the kernel that made it).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+
+class Cache(Protocol):
+    """One layer-direction's forward pass, in *processing* order (reversed if `reverse`)."""
+
+    @property
+    def h(self) -> np.ndarray:
+        """(T+1, B, H_out): h[0] = h0, h[s+1] = the state after the s-th step processed."""
+        ...
+
+    @property
+    def c(self) -> np.ndarray:
+        """(T+1, B, H): the memory, laid out like `h`."""
+        ...
+
+    @property
+    def gates(self) -> np.ndarray:
+        """(T, B, 4H): the gate values i, f, g, o of every step."""
+        ...
+
+    @property
+    def reverse(self) -> bool:
+        """Whether the steps ran from the last to the first."""
+        ...
