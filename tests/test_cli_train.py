@@ -121,7 +121,7 @@ def test_every_task_option_has_help_and_the_options_default(
         (["forecast", "--val-fraction", "1"], "--val-fraction: expected a number in (0, 1)"),
         (["forecast", "--window", "many"], "--window: invalid int value: 'many'"),
         (["charlm", "--dtype", "float16"], "--dtype: expected float32 or float64, got float16"),
-        (["charlm", "--dropout", "1"], "--dropout: expected a number in [0, 1), got 1.0"),
+        (["charlm", "--dropout", "1"], "--dropout: expected a probability in [0, 1), got 1.0"),
         (["charlm", "--bptt", "8", "--stride", "9"], "--stride: expected 1 ≤ stride (k1) ≤ bptt"),
         (["adding", "--steps", "0"], "--steps: expected a positive integer, got 0"),
         (["adding", "--threads", "0"], "--threads: expected a positive integer, got 0"),

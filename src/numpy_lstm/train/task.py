@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 
-from ..core.validation import check_int, resolve_dtype
+from ..core.validation import check_int, check_probability, resolve_dtype
 from ..nn.module import Module
 
 Arrays = dict[str, np.ndarray]
@@ -62,7 +62,7 @@ def fraction(name: str, value: Any) -> float:
 
 def probability(name: str, value: Any) -> float:
     """A probability in [0, 1) (e.g. dropout: 1 would drop everything)."""
-    return _number(name, value, "[0, 1)", lambda v: 0 <= v < 1)
+    return check_probability(name, value)
 
 
 def float_dtype(name: str, value: Any) -> str:
