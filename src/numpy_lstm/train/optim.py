@@ -27,9 +27,17 @@ OptimizerState = dict[str, float | np.ndarray]
 
 # -- the update rules ---------------------------------------------------------------------------
 def sgd_update(
-    param: np.ndarray, grad: np.ndarray, buffers: Buffers, *, step: int, lr: float,
-    momentum: float, dampening: float, weight_decay: float, nesterov: float,
-) -> tuple[np.ndarray, Buffers]:  # fmt: skip
+    param: np.ndarray,
+    grad: np.ndarray,
+    buffers: Buffers,
+    *,
+    step: int,
+    lr: float,
+    momentum: float,
+    dampening: float,
+    weight_decay: float,
+    nesterov: float,
+) -> tuple[np.ndarray, Buffers]:
     """torch.optim.SGD: d = g + wd·p; v = d on the first step, else μ·v + (1 − τ)·d;
     Nesterov uses d + μ·v, plain momentum v; p ← p − lr·(that)."""
     d = grad + weight_decay * param if weight_decay else grad
@@ -41,9 +49,18 @@ def sgd_update(
 
 
 def adam_update(
-    param: np.ndarray, grad: np.ndarray, buffers: Buffers, *, step: int, lr: float,
-    beta1: float, beta2: float, eps: float, weight_decay: float, decoupled: bool = False,
-) -> tuple[np.ndarray, Buffers]:  # fmt: skip
+    param: np.ndarray,
+    grad: np.ndarray,
+    buffers: Buffers,
+    *,
+    step: int,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    decoupled: bool = False,
+) -> tuple[np.ndarray, Buffers]:
     """torch.optim.Adam (L2 weight decay added to the gradient) or, with `decoupled`, AdamW
     (p ← p·(1 − lr·wd) before the Adam step). Bias-corrected moments, no amsgrad."""
     if decoupled:
@@ -60,20 +77,45 @@ def adam_update(
 
 
 def adamw_update(
-    param: np.ndarray, grad: np.ndarray, buffers: Buffers, *, step: int, lr: float,
-    beta1: float, beta2: float, eps: float, weight_decay: float,
-) -> tuple[np.ndarray, Buffers]:  # fmt: skip
+    param: np.ndarray,
+    grad: np.ndarray,
+    buffers: Buffers,
+    *,
+    step: int,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+) -> tuple[np.ndarray, Buffers]:
     """torch.optim.AdamW: :func:`adam_update` with the weight decay decoupled."""
     return adam_update(
-        param, grad, buffers, step=step, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
-        weight_decay=weight_decay, decoupled=True,
-    )  # fmt: skip
+        param,
+        grad,
+        buffers,
+        step=step,
+        lr=lr,
+        beta1=beta1,
+        beta2=beta2,
+        eps=eps,
+        weight_decay=weight_decay,
+        decoupled=True,
+    )
 
 
 def rmsprop_update(
-    param: np.ndarray, grad: np.ndarray, buffers: Buffers, *, step: int, lr: float,
-    alpha: float, eps: float, weight_decay: float, momentum: float, centered: float,
-) -> tuple[np.ndarray, Buffers]:  # fmt: skip
+    param: np.ndarray,
+    grad: np.ndarray,
+    buffers: Buffers,
+    *,
+    step: int,
+    lr: float,
+    alpha: float,
+    eps: float,
+    weight_decay: float,
+    momentum: float,
+    centered: float,
+) -> tuple[np.ndarray, Buffers]:
     """torch.optim.RMSprop: s = α·s + (1 − α)·g²; divide by √s + eps (or √(s − ḡ²) + eps when
     centered); with momentum, a velocity buffer accumulates the scaled step."""
     if weight_decay:
@@ -239,22 +281,34 @@ class SGD(Optimizer):
     """torch.optim.SGD(params, lr, momentum=0, dampening=0, weight_decay=0, nesterov=False)."""
 
     hyperparameters: ClassVar[dict[str, Check]] = {
-        "lr": NON_NEGATIVE, "momentum": NON_NEGATIVE, "dampening": NON_NEGATIVE,
-        "weight_decay": NON_NEGATIVE, "nesterov": FLAG,
-    }  # fmt: skip
+        "lr": NON_NEGATIVE,
+        "momentum": NON_NEGATIVE,
+        "dampening": NON_NEGATIVE,
+        "weight_decay": NON_NEGATIVE,
+        "nesterov": FLAG,
+    }
     buffer_names = ("momentum_buffer",)
     update: ClassVar[UpdateRule] = staticmethod(sgd_update)
 
     def __init__(
-        self, module: Module, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
-        weight_decay: float = 0.0, nesterov: bool = False,
-    ) -> None:  # fmt: skip
+        self,
+        module: Module,
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+    ) -> None:
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("nesterov: needs momentum > 0 and dampening = 0 (as in torch)")
         super().__init__(
-            module, lr=lr, momentum=momentum, dampening=dampening,
-            weight_decay=weight_decay, nesterov=nesterov,
-        )  # fmt: skip
+            module,
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+        )
 
     @classmethod
     def buffers_for(cls, hyper: Mapping[str, float]) -> tuple[str, ...]:
@@ -265,16 +319,23 @@ class Adam(Optimizer):
     """torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0)."""
 
     hyperparameters: ClassVar[dict[str, Check]] = {
-        "lr": NON_NEGATIVE, "beta1": UNIT_INTERVAL, "beta2": UNIT_INTERVAL, "eps": POSITIVE,
+        "lr": NON_NEGATIVE,
+        "beta1": UNIT_INTERVAL,
+        "beta2": UNIT_INTERVAL,
+        "eps": POSITIVE,
         "weight_decay": NON_NEGATIVE,
-    }  # fmt: skip
+    }
     buffer_names = ("exp_avg", "exp_avg_sq")
     update: ClassVar[UpdateRule] = staticmethod(adam_update)
 
     def __init__(
-        self, module: Module, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8, weight_decay: float = 0.0,
-    ) -> None:  # fmt: skip
+        self,
+        module: Module,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"betas: expected a pair (beta1, beta2), got {betas!r}")
         super().__init__(
@@ -301,9 +362,13 @@ class AdamW(Adam):
     update: ClassVar[UpdateRule] = staticmethod(adamw_update)
 
     def __init__(
-        self, module: Module, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8, weight_decay: float = 1e-2,
-    ) -> None:  # fmt: skip
+        self,
+        module: Module,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+    ) -> None:
         super().__init__(module, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
 
@@ -312,20 +377,35 @@ class RMSprop(Optimizer):
     centered=False)."""
 
     hyperparameters: ClassVar[dict[str, Check]] = {
-        "lr": NON_NEGATIVE, "alpha": UNIT_INTERVAL, "eps": POSITIVE, "weight_decay": NON_NEGATIVE,
-        "momentum": NON_NEGATIVE, "centered": FLAG,
-    }  # fmt: skip
+        "lr": NON_NEGATIVE,
+        "alpha": UNIT_INTERVAL,
+        "eps": POSITIVE,
+        "weight_decay": NON_NEGATIVE,
+        "momentum": NON_NEGATIVE,
+        "centered": FLAG,
+    }
     buffer_names = ("square_avg", "grad_avg", "momentum_buffer")
     update: ClassVar[UpdateRule] = staticmethod(rmsprop_update)
 
     def __init__(
-        self, module: Module, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
-        weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False,
-    ) -> None:  # fmt: skip
+        self,
+        module: Module,
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+    ) -> None:
         super().__init__(
-            module, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-            momentum=momentum, centered=centered,
-        )  # fmt: skip
+            module,
+            lr=lr,
+            alpha=alpha,
+            eps=eps,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            centered=centered,
+        )
 
     @classmethod
     def buffers_for(cls, hyper: Mapping[str, float]) -> tuple[str, ...]:

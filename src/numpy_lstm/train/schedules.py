@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 
+from ..core.validation import check_int
 from .optim import Optimizer
 
 LRFunction = Callable[[int, float], float]  # (step, base_lr) → lr
@@ -78,14 +79,9 @@ class Scheduler:
         self._apply()
 
 
-def _positive(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-
-
 def StepLR(optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> Scheduler:
     """Multiply the learning rate by `gamma` every `step_size` steps."""
-    _positive("step_size", step_size)
+    check_int("step_size", step_size)
     if not 0 < gamma <= 1:
         raise ValueError(f"gamma: expected a number in (0, 1], got {gamma!r}")
     return Scheduler(optimizer, step_decay(step_size, gamma))
@@ -100,7 +96,7 @@ def CosineLR(
 ) -> Scheduler:
     """Cosine decay from the optimizer's lr to `min_lr` over `total_steps`, after an optional
     linear warmup of `warmup_steps` (counted inside `total_steps`)."""
-    _positive("total_steps", total_steps)
+    check_int("total_steps", total_steps)
     if not 0 <= warmup_steps < total_steps:
         raise ValueError(
             f"warmup_steps: expected 0 ≤ warmup_steps < {total_steps}, got {warmup_steps}"
