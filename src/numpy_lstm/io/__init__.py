@@ -8,6 +8,7 @@ loads torch, keras or onnx:
     numpy_lstm.io.keras    from_keras / to_keras        (extra: numpy-lstm[keras])
     numpy_lstm.io.onnx     export_onnx / import_onnx    (extra: numpy-lstm[onnx])
     numpy_lstm.io.convert  load / save by file extension, for every format above
+    numpy_lstm.io.errors   FileFormatError: what every loader raises for a file it cannot read
 
 Weight layouts, per layer-direction (H hidden, I input, P projection, D directions):
 
