@@ -60,10 +60,10 @@ def test_resume_refuses_another_tasks_checkpoint(
     task = ["adding", "--T", "6", "--hidden-size", "4", "--eval-size", "8"]
     training = ["--steps", "2", "--eval-every", "2", "--checkpoint", checkpoint]
     run(capsys, "train", *task, *training)
-    with pytest.raises(SystemExit, match="is a 'adding' run"):
-        main(["train", "copy", "--resume", checkpoint])
-    with pytest.raises(ValueError, match="not a char-LM checkpoint"):
-        main(["sample", checkpoint])
+    code, _, err = run(capsys, "train", "copy", "--resume", checkpoint)
+    assert code == 2 and "is a 'adding' run" in err
+    code, _, err = run(capsys, "sample", checkpoint)
+    assert code == 1 and "not a char-LM checkpoint" in err
 
 
 def test_bad_task_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

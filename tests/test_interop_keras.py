@@ -16,8 +16,8 @@ import keras
 
 import numpy_lstm
 from conftest import GATE_OFFSETS, GATE_SCALES
-from numpy_lstm.io.keras import from_keras, load_keras, save_keras, to_keras
-from numpy_lstm.nn.models import SequenceModel
+from numpy_lstm.io.keras import GoBackwards, from_keras, load_keras, save_keras, to_keras
+from numpy_lstm.nn.models import SequenceModel, SequenceToOne
 
 # Keras-side noise: numpy 2's copy-keyword notice, and a misleading "Sequential does not support
 # masking" — it does pass the mask on (test_to_keras_computes_what_we_compute checks it matters).
@@ -29,6 +29,7 @@ B, T, I, H = 3, 7, 4, 5
 ATOL = 1e-5
 LENGTHS = np.array([T, 4, 1])
 MASK = np.arange(T) < LENGTHS[:, None]  # (B, T), post-padded
+HOLES = MASK & ~np.eye(B, T, k=1, dtype=bool)  # a hole inside two sequences
 
 
 def numpy_of(a: object) -> np.ndarray:
@@ -184,7 +185,10 @@ def test_weights_file_needs_an_architecture(rng: np.random.Generator, tmp_path) 
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda: keras.layers.LSTM(H, go_backwards=True), r"go_backwards: unsupported value True"),
+        (lambda: keras.Sequential([keras.Input((None, I)),
+                                   keras.layers.LSTM(H, return_sequences=True),
+                                   keras.layers.LSTM(H, go_backwards=True)]),
+         r"go_backwards: unsupported value True.*False above the first layer"),
         (lambda: keras.layers.LSTM(H, recurrent_activation="hard_sigmoid"),
          r"gate activation: unsupported value 'hard_sigmoid'"),
         (lambda: keras.layers.LSTM(H, dropout=0.2), r"dropout: unsupported value 0.2"),
@@ -233,3 +237,142 @@ def test_masking_layer_can_be_dropped_explicitly(x: np.ndarray) -> None:
 def test_options_keras_lacks_are_refused(options: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         to_keras(numpy_lstm.LSTM(I, H, **options))
+
+
+def test_dropout_model_is_imported_in_inference_mode(
+    rng: np.random.Generator, x: np.ndarray
+) -> None:
+    model = keras.Sequential(
+        [
+            keras.Input((None, I)),
+            keras.layers.LSTM(H, return_sequences=True),
+            keras.layers.Dropout(0.5),
+            keras.layers.LSTM(H, return_sequences=True),
+            keras.layers.Dense(2),
+        ]
+    )
+    ours = from_keras(model)
+    assert not ours.training and not any(m.training for m in ours.modules())
+    predicted = model.predict(x, verbose=0)
+    np.testing.assert_allclose(numpy_of(model(x, training=False)), predicted, atol=ATOL)
+    for _ in range(2):  # no dropout mask drawn: the same answer each call
+        np.testing.assert_allclose(ours(x)[0], predicted, atol=ATOL)
+
+
+@pytest.mark.parametrize("return_sequences", [True, False])
+@pytest.mark.parametrize("zero_output_for_mask", [False, True])
+def test_go_backwards_lstm_matches_keras(
+    rng: np.random.Generator, x: np.ndarray, return_sequences: bool, zero_output_for_mask: bool
+) -> None:
+    layer = keras.layers.LSTM(
+        H,
+        go_backwards=True,
+        return_sequences=return_sequences,
+        return_state=True,
+        zero_output_for_mask=zero_output_for_mask,
+    )
+    layer.build((None, None, I))
+    distinct_gates(layer, rng)
+    ours = from_keras(layer)
+    assert isinstance(ours, GoBackwards) and not ours.training
+    for mask in (None, MASK, HOLES):
+        y, h, c = (numpy_of(a) for a in layer(x, mask=mask))
+        out, (h_n, c_n) = ours(x, mask=mask)
+        # Keras leaves the outputs in reading order: y[:, 0] is after reading step T−1 only.
+        np.testing.assert_allclose(out if return_sequences else out[:, -1], y, atol=ATOL)
+        np.testing.assert_allclose(h_n[0], h, atol=ATOL)
+        np.testing.assert_allclose(c_n[0], c, atol=ATOL)
+    np.testing.assert_array_equal(ours(x, lengths=LENGTHS)[0], ours(x, mask=MASK)[0])
+    np.testing.assert_array_equal(ours(x[0])[0], ours(x)[0][0])  # unbatched (T, I)
+
+
+def test_go_backwards_stack_with_head_and_gradients(
+    rng: np.random.Generator, x: np.ndarray
+) -> None:
+    import torch
+
+    model = keras.Sequential(
+        [
+            keras.Input((None, I)),
+            keras.layers.LSTM(H, go_backwards=True, return_sequences=True),
+            keras.layers.LSTM(H, return_sequences=True),
+            keras.layers.Dense(3),
+        ]
+    )
+    for layer in model.layers[:2]:
+        distinct_gates(layer, rng)
+    ours = from_keras(model)
+    assert isinstance(ours, GoBackwards) and isinstance(ours.inner, SequenceModel)
+    np.testing.assert_allclose(ours(x)[0], numpy_of(model(x)), atol=ATOL)
+    # Keras passes the second LSTM the mask unreversed over reversed steps: not representable.
+    with pytest.raises(ValueError, match=r"mask, lengths: unsupported with a go_backwards"):
+        ours(x, mask=MASK)
+    # Gradients through the reversal, against torch's autograd through Keras's own layers.
+    x_t = torch.tensor(x, requires_grad=True)
+    dy = rng.standard_normal((B, T, 3)).astype(np.float32)
+    (model(x_t) * torch.tensor(dy)).sum().backward()
+    ours(x)
+    dx, _ = ours.backward(dy)
+    np.testing.assert_allclose(dx, x_t.grad.numpy(), atol=ATOL)
+
+
+@pytest.mark.parametrize("dense", [False, True])
+@pytest.mark.parametrize("layers", [1, 2])
+def test_bidirectional_last_step_only_matches_keras(
+    rng: np.random.Generator, x: np.ndarray, dense: bool, layers: int
+) -> None:
+    stack: list = [keras.Input((None, I))]
+    for k in range(layers):
+        last = k == layers - 1
+        stack.append(keras.layers.Bidirectional(keras.layers.LSTM(H, return_sequences=not last)))
+    stack += [keras.layers.Dense(3)] if dense else []
+    model = keras.Sequential(stack)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Bidirectional):
+            distinct_gates(layer, rng)
+    ours = from_keras(model)
+    assert isinstance(ours, SequenceToOne) and not ours.training
+    for mask in (None, MASK, HOLES):
+        theirs = numpy_of(model(x, mask=mask))
+        assert theirs.shape == (B, 3 if dense else 2 * H)
+        np.testing.assert_allclose(ours(x, mask=mask), theirs, atol=ATOL)
+
+
+def test_zero_output_for_mask_zeroes_a_masked_last_step(x: np.ndarray) -> None:
+    layer = keras.layers.LSTM(H, zero_output_for_mask=True)  # return_sequences=False
+    layer.build((None, None, I))
+    y = numpy_of(layer(x, mask=MASK))
+    assert not y[1:].any()  # Keras: the last step is masked in sequences 1 and 2
+    np.testing.assert_allclose(from_keras(layer)(x, mask=MASK)[0][:, -1], y, atol=ATOL)
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [
+        lambda: [keras.layers.LSTM(H, go_backwards=True, return_sequences=True),
+                 keras.layers.Dense(2)],
+        lambda: [keras.layers.Bidirectional(keras.layers.LSTM(H, return_sequences=True)),
+                 keras.layers.Dropout(0.3),
+                 keras.layers.Bidirectional(keras.layers.LSTM(H)), keras.layers.Dense(2)],
+        lambda: [keras.layers.LSTM(H, use_bias=False, return_sequences=True),
+                 keras.layers.Dense(2, use_bias=False)],
+    ],
+    ids=["go_backwards", "bidirectional-last-step", "no-bias"],
+)  # fmt: skip
+def test_keras_written_files_load_exactly(
+    rng: np.random.Generator, x: np.ndarray, tmp_path, layers
+) -> None:
+    inputs = keras.Input((None, I))
+    outputs = inputs
+    for layer in layers():
+        outputs = layer(outputs)
+    model = keras.Model(inputs, outputs)  # functional: Keras records each layer's inputs
+    for layer in model.layers:
+        if isinstance(layer, (keras.layers.LSTM, keras.layers.Bidirectional)):
+            distinct_gates(layer, rng)
+    model.save(tmp_path / "m.keras")
+    ours = load_keras(tmp_path / "m.keras")
+    y = ours(x)
+    np.testing.assert_allclose(
+        y[0] if isinstance(y, tuple) else y, model.predict(x, verbose=0), atol=ATOL
+    )

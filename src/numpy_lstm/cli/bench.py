@@ -33,6 +33,7 @@ import numpy as np
 from ..kernels import select as kernels
 from ..kernels.threads import blas_threads, set_num_threads
 from ..nn.lstm import LSTM
+from .errors import UsageError, check_writable, non_negative_number, positive_count
 
 
 @dataclass(frozen=True)
@@ -418,11 +419,22 @@ def markdown(report: dict) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threads", type=int, nargs="+", default=[2, 1], help="(default: 2 1)")
-    parser.add_argument("--repeats", type=int, default=7, help="samples per timing (default: 7)")
+    parser.add_argument(
+        "--threads",
+        type=positive_count("threads"),
+        nargs="+",
+        default=[2, 1],
+        help="(default: 2 1)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=positive_count("repeats"),
+        default=7,
+        help="samples per timing (default: 7)",
+    )
     parser.add_argument(
         "--min-sample",
-        type=float,
+        type=non_negative_number("min_sample"),
         default=0.05,
         metavar="SECONDS",
         help="each sample repeats a call until it lasts this long (default: 0.05)",
@@ -437,22 +449,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run_from_args(args: argparse.Namespace) -> int:
     cases: tuple[Case, ...] = QUICK_CASES if args.quick else CASES
     if args.cases:
+        unknown = [s for s in args.cases if not any(s in c.name for c in cases)]
+        if unknown:
+            names = "; ".join(c.name for c in cases)
+            raise UsageError(f"--cases: no case name contains {unknown[0]!r} (the cases: {names})")
         cases = tuple(c for c in cases if any(s in c.name for s in args.cases))
+    for path, flag in ((args.json, "--json"), (args.markdown, "--markdown")):
+        if path:  # now, not after minutes of timing
+            check_writable(path, flag, replaced=False)  # written in place
+    try:
+        import torch  # noqa: F401  (the peer every case is timed against)
+    except ImportError as err:
+        raise ImportError("bench needs torch: pip install 'numpy-lstm[bench]'") from err
     report = run(cases, args.threads, args.repeats, args.min_sample)
     if args.startup:
         report["startup"] = startup_times()
     text = markdown(report)
     print(text)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
+        _write(args.json, json.dumps(report, indent=1))
     if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(text + "\n")
+        _write(args.markdown, text + "\n")
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    return run_from_args(parser.parse_args(argv))
+def _write(path: str, text: str) -> None:
+    """Write a report file; an error while writing (a full disk) names it, as opening does."""
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as err:
+        err.filename = err.filename or path
+        raise

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+
+from .errors import check_writable, non_negative_count, positive_count, read_text
 
 Subparsers = argparse._SubParsersAction
 
@@ -45,12 +46,9 @@ def explore(
 
 
 def _run_explore(args: argparse.Namespace) -> int:
-    try:
-        text = args.text if args.text is not None else Path(args.text_file).read_text("utf-8")
-        path = explore(args.checkpoint, text, args.out, layer=args.layer, max_chars=args.max_chars)
-    except (ValueError, OSError, KeyError) as err:
-        print(f"numpy-lstm explore: error: {err}", file=sys.stderr)
-        return 1
+    text = args.text if args.text is not None else read_text(args.text_file, "--text-file")
+    check_writable(args.out, "--out")
+    path = explore(args.checkpoint, text, args.out, layer=args.layer, max_chars=args.max_chars)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); open it in any browser")
     return 0
 
@@ -68,8 +66,16 @@ def add_explore(subparsers: Subparsers) -> None:
     source.add_argument("--text", help="the text to run the model on")
     source.add_argument("--text-file", metavar="FILE", help="read the text from a UTF-8 file")
     parser.add_argument("--out", default="explorer.html", help="the page (default: %(default)s)")
-    parser.add_argument("--layer", type=int, default=0, help="the layer to show (default: 0)")
     parser.add_argument(
-        "--max-chars", type=int, default=None, help="show only the first characters of the text"
+        "--layer",
+        type=non_negative_count("layer"),
+        default=0,
+        help="the layer to show (default: 0)",
+    )
+    parser.add_argument(
+        "--max-chars",
+        type=positive_count("max_chars"),
+        default=None,
+        help="show only the first characters of the text",
     )
     parser.set_defaults(handler=_run_explore)

@@ -10,13 +10,24 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 
-from ..train.task import non_negative_int, positive_int
+from ..io.convert import FORMATS
 from ..version import __version__
 from .demo_adding import DemoConfig, run_demo
+from .errors import (
+    CommandError,
+    CommandLineParser,
+    check_writable,
+    describe,
+    make_folder,
+    non_negative_count,
+    positive_count,
+    positive_number,
+)
 from .explore import add_explore
-from .train import add_sample, add_train, checked_type
+from .train import add_sample, add_train
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -25,6 +36,8 @@ def _run_demo(args: argparse.Namespace) -> int:
         return 0
     from .demo import DemoSettings, run
 
+    make_folder(args.out, "--out")  # the report folder, and its checkpoint, before training
+    check_writable(os.path.join(args.out, "charlm.ckpt"), "--out")
     run(DemoSettings(minutes=args.minutes, seed=args.seed, out=args.out), out=sys.stdout)
     return 0
 
@@ -41,22 +54,28 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--task", choices=["charlm", "adding"], default="charlm")
     parser.add_argument(
-        "--minutes", type=float, default=4.0, help="training length (default: %(default)s)"
+        "--minutes",
+        type=positive_number("minutes"),
+        default=4.0,
+        help="training length (default: %(default)s)",
     )
     parser.add_argument("--out", default="demo-report", help="report folder (default: %(default)s)")
     parser.add_argument(
         "--seed",
-        type=checked_type("seed", int, non_negative_int),
+        type=non_negative_count("seed"),
         default=0,
         help="random seed (default: %(default)s)",
     )
     parser.add_argument(
         "--steps",
-        type=checked_type("steps", int, positive_int),
+        type=positive_count("steps"),
         default=DemoConfig.steps,
         help="adding demo only: number of Adam steps (default: %(default)s)",
     )
     parser.set_defaults(handler=_run_demo)
+
+
+FORMAT_NAMES = sorted(FORMATS)
 
 
 def _run_convert(args: argparse.Namespace) -> int:
@@ -64,13 +83,12 @@ def _run_convert(args: argparse.Namespace) -> int:
 
     options = {"batch_first": True} if args.batch_first else {}
     export = {"with_lengths": True} if args.with_lengths else {}
+    like = load(args.like) if args.like else None
+    model = load(args.src, args.source_format, like=like, **options)
     try:
-        like = load(args.like) if args.like else None
-        model = load(args.src, args.source_format, like=like, **options)
         save(model, args.dst, args.target_format, **export)
-    except (ValueError, TypeError, ImportError, OSError) as err:
-        print(f"numpy-lstm convert: error: {err}", file=sys.stderr)
-        return 1
+    except TypeError as err:  # the exporters refuse a kind of model they cannot write so
+        raise CommandError(f"{args.dst}: {err}") from None
     print(f"wrote {args.dst}: {model!r}")
     return 0
 
@@ -89,8 +107,8 @@ def _add_convert(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("src", help="the model file to read")
     parser.add_argument("dst", help="the file to write (replaced atomically)")
-    parser.add_argument("--from", dest="source_format", help="format of SRC")
-    parser.add_argument("--to", dest="target_format", help="format of DST")
+    parser.add_argument("--from", dest="source_format", choices=FORMAT_NAMES, help="format of SRC")
+    parser.add_argument("--to", dest="target_format", choices=FORMAT_NAMES, help="format of DST")
     parser.add_argument(
         "--like", metavar="FILE", help="a model file whose architecture a .weights.h5 SRC has"
     )
@@ -122,7 +140,7 @@ def _add_bench(subparsers: argparse._SubParsersAction) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every subcommand registered."""
-    parser = argparse.ArgumentParser(
+    parser = CommandLineParser(
         prog="numpy-lstm",
         description="An LSTM from scratch in NumPy, exact against PyTorch, every gate traceable.",
     )
@@ -134,7 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line with `argv` (default: sys.argv[1:]); return the exit status."""
+    """Run the command line with `argv` (default: sys.argv[1:]); return the exit status: 0, 1
+    for a user's error (a missing or bad file, a diverged run: one line on stderr), 2 for a usage
+    error. A bug raises, with its traceback."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -144,9 +164,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return args.handler(args)
+        status: int = args.handler(args)
     except BrokenPipeError:
         # `numpy-lstm demo | head`: the reader left early. Point stdout at devnull so the
         # interpreter's final flush doesn't raise again (the recipe from Python's signal docs).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except KeyboardInterrupt:
+        print(f"{args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        message = describe(err)
+        if message is None:  # a bug: its traceback is what a report needs
+            raise
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+        print(f"{args.command}: error: {message}", file=sys.stderr)
+        return getattr(err, "status", 1)
+    return status

@@ -15,11 +15,23 @@ import sys
 import typing
 from collections.abc import Callable
 
+from ..io.errors import FileFormatError
 from ..kernels.threads import blas_threads
 from ..tasks import TASKS, build_task
 from ..tasks.charlm import CharLMTask
 from ..train.task import Check, Task, non_negative_int, positive_int
 from ..train.trainer import OPTIMIZERS, Trainer, TrainerConfig, in_steps
+from .errors import (
+    CommandError,
+    UsageError,
+    check_writable,
+    checked_type,
+    non_negative_count,
+    non_negative_number,
+    positive_count,
+    positive_number,
+)
+from .resume import GivenBooleanOptionalAction, resumed_trainer, track_given
 
 Subparsers = argparse._SubParsersAction
 COMMAND_LINE_TYPES = (bool, int, float, str)
@@ -33,23 +45,6 @@ def _command_line_type(annotation: object) -> type | None:
     kinds = [kind for kind in COMMAND_LINE_TYPES if kind in members]
     lists = [m for m in members if typing.get_origin(m) is list]
     return kinds[0] if len(kinds) == 1 and len(kinds) + len(lists) == len(members) else None
-
-
-def checked_type(name: str, kind: type, check: Check | None) -> Callable[[str], object]:
-    """An argparse `type`: the text as `kind`, then `check`ed, so that a bad value is a usage
-    error ("argument --hidden-size: expected a positive integer, got 0")."""
-
-    def parse(text: str) -> object:
-        value = kind(text)  # a ValueError here reads "invalid int value: 'many'"
-        if check is None:
-            return value
-        try:
-            return check(name, value)
-        except (ValueError, TypeError) as err:
-            raise argparse.ArgumentTypeError(str(err).removeprefix(f"{name}: ")) from None
-
-    parse.__name__ = kind.__name__  # what argparse calls the type in its messages
-    return parse
 
 
 def _flag(name: str) -> str:
@@ -70,7 +65,7 @@ def _task_options(parser: argparse.ArgumentParser, task: type[Task]) -> None:
         if kind is bool:  # --relative / --no-relative
             added = group.add_argument(
                 flag,
-                action=argparse.BooleanOptionalAction,
+                action=GivenBooleanOptionalAction,  # records that it was given (for --resume)
                 default=default,
                 dest=dest,
                 help=help_text,
@@ -96,11 +91,21 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         return checked_type(name, int, check)
 
     add("--steps", type=count("steps"), default=1000, help="optimizer steps in all (default: 1000)")
-    add("--epochs", type=float, default=None, help="passes over the training data, instead")
-    add("--minutes", type=float, default=None, help="stop after this wall-clock time")
+    add(
+        "--epochs",
+        type=positive_number("epochs"),
+        default=None,
+        help="passes over the training data, instead",
+    )
+    add(
+        "--minutes",
+        type=positive_number("minutes"),
+        default=None,
+        help="stop after this wall-clock time",
+    )
     add("--optimizer", choices=sorted(OPTIMIZERS), default="Adam")
-    add("--lr", type=float, default=3e-3, help="learning rate (default: 0.003)")
-    add("--weight-decay", type=float, default=0.0)
+    add("--lr", type=positive_number("lr"), default=3e-3, help="learning rate (default: 0.003)")
+    add("--weight-decay", type=non_negative_number("weight_decay"), default=0.0)
     add("--schedule", choices=["constant", "cosine", "step"], default="cosine")
     add(
         "--warmup",
@@ -108,7 +113,12 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="linear warmup steps (cosine schedule)",
     )
-    add("--clip", type=float, default=1.0, help="global gradient-norm clip; 0 turns it off")
+    add(
+        "--clip",
+        type=non_negative_number("clip"),
+        default=1.0,
+        help="global gradient-norm clip; 0 turns it off",
+    )
     add("--eval-every", type=count("eval_every"), default=100)
     add("--log-every", type=count("log_every"), default=20)
     add(
@@ -144,9 +154,12 @@ def _with_flag(message: str, flags: dict[str, str]) -> str:
     return f"{flags[name]}: {rest}" if colon and name in flags else message
 
 
+def _task_options_given(args: argparse.Namespace) -> dict[str, object]:
+    return {k[5:]: v for k, v in vars(args).items() if k.startswith("task_")}
+
+
 def _new_trainer(args: argparse.Namespace, config: TrainerConfig) -> Trainer:
-    options = {k[5:]: v for k, v in vars(args).items() if k.startswith("task_")}
-    task = build_task(args.task, options)
+    task = build_task(args.task, _task_options_given(args))
     config = in_steps(config, task)  # the schedule needs the step count
     hyper = {"lr": args.lr, "weight_decay": args.weight_decay}
     optimizer = OPTIMIZERS[args.optimizer](task.model, **hyper)
@@ -159,8 +172,12 @@ def _new_trainer(args: argparse.Namespace, config: TrainerConfig) -> Trainer:
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    if args.checkpoint:  # now, not after the first evaluation's worth of training
+        check_writable(args.checkpoint, "--checkpoint")
+    fields = dataclasses.fields(TASKS[args.task].Options)
+    flags = {f.name: _flag(f.name) for f in fields} | TRAINING_FLAGS
     with blas_threads(args.threads):
-        try:
+        try:  # the options alone, before any file is read: a refusal is a usage error
             config = TrainerConfig(
                 steps=args.steps,
                 epochs=args.epochs,
@@ -172,17 +189,23 @@ def _run_train(args: argparse.Namespace) -> int:
                 checkpoint=args.checkpoint,
                 progress=args.progress,
             )
+            if not args.resume:
+                TASKS[args.task].Options(**_task_options_given(args))
+        except ValueError as err:
+            raise UsageError(_with_flag(str(err), flags)) from None
+        try:
             if args.resume:
-                trainer = Trainer.resume(args.resume, config)
+                trainer = resumed_trainer(args)  # refuses options that would change the run
                 if trainer.task.name != args.task:
-                    raise SystemExit(f"--resume: {args.resume} is a {trainer.task.name!r} run")
+                    raise UsageError(f"--resume: {args.resume} is a {trainer.task.name!r} run")
             else:
                 trainer = _new_trainer(args, config)
-        except (ValueError, OSError) as err:  # bad options, a missing file, a bad checkpoint
-            fields = dataclasses.fields(TASKS[args.task].Options)
-            message = _with_flag(str(err), {f.name: _flag(f.name) for f in fields} | TRAINING_FLAGS)
-            print(f"numpy-lstm train {args.task}: error: {message}", file=sys.stderr)
-            return 2
+        except FileFormatError:
+            raise  # a file that is not what it claims (main names it; exit status 1)
+        except ValueError as err:  # what the data (or a checkpoint) refuses: named by its option
+            name = str(err).partition(": ")[0]
+            kind = UsageError if name in TRAINING_FLAGS else CommandError
+            raise kind(_with_flag(str(err), flags)) from None
         baseline = trainer.task.baseline()
         if baseline:
             print(f"baseline: {json.dumps(baseline)}", file=sys.stderr)
@@ -200,6 +223,7 @@ def add_train(subparsers: Subparsers) -> None:
     tasks = parser.add_subparsers(title="tasks", metavar="TASK", required=True)
     for name, task in TASKS.items():
         sub = tasks.add_parser(name, help=(task.__doc__ or "").strip().splitlines()[0])
+        track_given(sub)  # --resume refuses given options that would change the run
         _task_options(sub, task)
         _training_options(sub)
         sub.set_defaults(handler=_run_train, task=name)
@@ -209,6 +233,9 @@ def _run_sample(args: argparse.Namespace) -> int:
     from ..tasks.charlm import load_for_sampling, sample
 
     model, vocab = load_for_sampling(args.checkpoint)
+    unknown = sorted(set(args.prime) - set(vocab.chars))
+    if unknown:
+        raise CommandError(f"--prime: characters not in the model's vocabulary: {unknown[:10]!r}")
     text = sample(
         model,
         vocab,
@@ -230,8 +257,12 @@ def add_sample(subparsers: Subparsers) -> None:
     )
     parser.add_argument("checkpoint", help="a checkpoint written by `numpy-lstm train charlm`")
     parser.add_argument("--prime", default="\n", help="the text to continue (default: newline)")
-    parser.add_argument("--length", type=int, default=500, help="characters to generate")
-    parser.add_argument("--temperature", type=float, default=0.8)
-    parser.add_argument("--top-k", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed (reproducible)")
+    parser.add_argument(
+        "--length", type=positive_count("length"), default=500, help="characters to generate"
+    )
+    parser.add_argument("--temperature", type=positive_number("temperature"), default=0.8)
+    parser.add_argument("--top-k", type=positive_count("top_k"), default=None)
+    parser.add_argument(
+        "--seed", type=non_negative_count("seed"), default=0, help="sampling seed (reproducible)"
+    )
     parser.set_defaults(handler=_run_sample)

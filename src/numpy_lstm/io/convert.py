@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import importlib
 import os
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..nn.module import Module
+from .archives import describe, read_directory, read_member
+from .errors import FileFormatError
 from .native import atomic_path, load_model, save_model
 
 __all__ = ["FORMATS", "infer_format", "load", "save"]
@@ -90,27 +93,43 @@ def _load_torch(path: str | os.PathLike, options: dict[str, Any]) -> Module:
 
     import torch
 
+    # torch.save's zip format only: its records' sizes are checked against the bytes present
+    # before torch allocates them (the legacy format allocates what it declares, then reads).
+    if not zipfile.is_zipfile(path):
+        raise FileFormatError(
+            path,
+            "not a torch.save zip archive (the format torch ≥ 1.6 writes; legacy and other "
+            "files are refused); save one with torch.save(module.state_dict(), path)",
+        )
+    for name in read_directory(path, stored_only=True):
+        read_member(path, name)  # every CRC: a flipped byte must fail, not load other numbers
     try:
         # weights_only: the restricted unpickler, which only rebuilds tensors and containers —
         # never arbitrary objects, so a .pt file cannot run code when read.
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise ValueError(
-            f"{os.fspath(path)}: not a plain state dict — torch.load(weights_only=True) refused "
-            f"it ({str(err).splitlines()[0]}); save one with torch.save(module.state_dict(), path)"
+        raise FileFormatError(
+            path,
+            f"not a plain state dict — torch.load(weights_only=True) refused it "
+            f"({str(err).splitlines()[0] if str(err) else 'no reason given'}); save one with "
+            f"torch.save(module.state_dict(), path)",
         ) from None
+    except Exception as err:  # RuntimeError, EOFError, …: torch reading a corrupt archive
+        raise FileFormatError(path, f"torch.load cannot read it ({describe(err)})") from None
     if not isinstance(state, Mapping) or not all(
         isinstance(v, torch.Tensor) for v in state.values()
     ):
         kind = type(state).__name__
-        raise ValueError(
-            f"{os.fspath(path)}: expected a state dict (name → tensor), got a {kind}"
-            + (f" with keys {sorted(state)[:6]}" if isinstance(state, Mapping) else "")
+        keys = sorted(map(str, state))[:6] if isinstance(state, Mapping) else []
+        raise FileFormatError(
+            path,
+            f"expected a state dict (name → tensor), got a {kind}"
+            + (f" with keys {keys}" if isinstance(state, Mapping) else ""),
         )
     try:
         return bridge.model_from_state_dict(dict(state), **options)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{os.fspath(path)}: {err}") from None
+    except (TypeError, ValueError, RuntimeError) as err:  # RuntimeError: e.g. a sparse tensor
+        raise FileFormatError(path, str(err)) from None
 
 
 def save(model: Module, path: str | os.PathLike, format: str | None = None, **options: Any) -> Path:

@@ -9,10 +9,13 @@ carried as they are (numpy-lstm's `init="keras"` draws like Keras does).
 Semantics kept: Keras models are batch-major (→ `batch_first=True`); at masked steps a Keras
 LSTM carries its state and outputs the previous output (→ `mask_output="carry"`), except inside
 `Bidirectional` or with `zero_output_for_mask`, where it outputs zeros (→ "zero");
-`go_backwards` is the reverse direction of a `Bidirectional`; `Dropout` layers between LSTMs are
-torch's inter-layer dropout; `recurrent_dropout` is numpy-lstm's (one mask per sequence).
-A last LSTM with `return_sequences=False` returns only its last step: ours returns every step,
-and Keras's result is `y[:, -1]`.
+`go_backwards` is the reverse direction of a `Bidirectional`, and on a lone first LSTM a
+:class:`GoBackwards` (input and mask reversed, outputs left in Keras's reversed order);
+`Dropout` layers between LSTMs are torch's inter-layer dropout (off: `from_keras` returns
+inference mode, like `model.predict`); `recurrent_dropout` is numpy-lstm's (one mask per
+sequence). A last LSTM with `return_sequences=False` returns only its last step: ours returns
+every step, and Keras's result is `y[:, -1]`; a last `Bidirectional` with
+`return_sequences=False` returns both directions' final h, which is a `SequenceToOne`.
 
 This module imports Keras; if `KERAS_BACKEND` is unset it selects the torch backend (the one the
 `numpy-lstm[keras]` extra installs) before the import.
@@ -27,17 +30,31 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 if "keras" not in sys.modules:
     os.environ.setdefault("KERAS_BACKEND", "torch")
 import keras
 
-from ..nn.layers import Linear
+from ..core.validation import valid_steps
+from ..nn.layers import GradStateLike, Linear, State, StateLike
 from ..nn.lstm import LSTM
-from ..nn.models import SequenceModel
+from ..nn.models import SequenceModel, SequenceToOne
+from ..nn.module import Module
+from .archives import describe
+from .errors import FileFormatError
+from .keras_files import check_keras_file
 from .representable import Lacks, unsupported
 
-__all__ = ["from_keras", "keras_layout", "load_keras", "save_keras", "to_keras", "torch_layout"]
+__all__ = [
+    "GoBackwards",
+    "from_keras",
+    "keras_layout",
+    "load_keras",
+    "save_keras",
+    "to_keras",
+    "torch_layout",
+]
 
 # Activations whose Keras and numpy-lstm definitions agree (Keras 3's hard_sigmoid is
 # relu6(x + 3)/6, slope 1/6; ONNX's and ours has slope 0.2, so it is not among them).
@@ -72,12 +89,85 @@ def keras_layout(
 
 
 # -- Keras → numpy-lstm -----------------------------------------------------------------------
-def from_keras(model: Any, *, drop_masking: bool = False) -> LSTM | SequenceModel:
+class GoBackwards(Module):
+    """A Keras LSTM with `go_backwards=True` as the first layer: `inner` (a unidirectional
+    batch-first LSTM or SequenceModel) run on the time-reversed input and mask, its outputs left
+    in that reversed order — as Keras returns them: y[:, t] is the output after reading steps
+    T−1, …, T−1−t (a last step only, return_sequences=False, is y[:, -1]).
+
+    `y, (h_n, c_n) = model(x, hx=None, lengths=None, mask=None)`: x (B, T, I) or unbatched
+    (T, I), y (B, T, out); `lengths` (B,) become a mask (B, T) (valid steps 0 … L−1) that is
+    reversed with the input — for one LSTM layer only: above it, Keras passes the mask on
+    unreversed over the reversed outputs, which no stack reproduces, so a mask with a
+    masked step is refused there. `model.backward(dy, d_state)` reverses dx back.
+    The native format cannot hold it (save `model.inner`, and reverse the input yourself).
+    """
+
+    def __init__(self, inner: LSTM | SequenceModel) -> None:
+        super().__init__()
+        lstm = inner if isinstance(inner, LSTM) else inner.lstm
+        if not isinstance(lstm, LSTM) or not lstm.batch_first or lstm.bidirectional:
+            raise ValueError(
+                f"inner: expected a unidirectional batch_first LSTM model, got {inner!r}"
+            )
+        self.inner = inner
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.inner.dtype
+
+    def forward(
+        self,
+        x: ArrayLike,
+        hx: StateLike | None = None,
+        *,
+        lengths: ArrayLike | None = None,
+        mask: ArrayLike | None = None,
+    ) -> tuple[np.ndarray, State]:
+        x = np.asarray(x)
+        if x.ndim not in (2, 3):
+            raise ValueError(f"x: expected shape (B, T, I) or unbatched (T, I), got {x.shape}")
+        steps = x.shape[-2]
+        valid = valid_steps(lengths, mask, x.shape[0] if x.ndim == 3 else None, steps)
+        lstm = self.inner if isinstance(self.inner, LSTM) else self.inner.lstm
+        if valid is not None and lstm.num_layers > 1 and not valid.all():
+            # Keras hands the layers above a go_backwards LSTM its mask unreversed, over the
+            # reversed outputs: not what any LSTM stack computes on a reversed sequence.
+            raise ValueError(
+                "mask, lengths: unsupported with a go_backwards LSTM below other LSTMs (Keras "
+                "passes the unreversed mask up over reversed outputs); give no mask"
+            )
+        flipped = None if valid is None else np.flip(valid, -1).copy()
+        x = np.flip(x, -2).copy()  # the time axis: -2 for (B, T, I) and (T, I) alike
+        return self.inner(x, hx, mask=flipped)
+
+    def backward(
+        self, dy: ArrayLike | None = None, d_state: GradStateLike | None = None
+    ) -> tuple[np.ndarray, State]:
+        """The inner model's backward (y is its output as it is), dx reversed back in time."""
+        dx, d_state0 = self.inner.backward(dy, d_state)
+        return np.flip(dx, -2).copy(), d_state0
+
+    def __repr__(self) -> str:
+        return f"GoBackwards({self.inner!r})"
+
+
+KerasModel = LSTM | SequenceModel | SequenceToOne | GoBackwards
+
+
+def from_keras(model: Any, *, drop_masking: bool = False) -> KerasModel:
     """A numpy-lstm copy of a Keras `LSTM` or `Bidirectional(LSTM)` layer, or of a model
     (Sequential or functional) made of such layers, `Dropout` between them, an optional final
     `Dense` (linear) head and `InputLayer`s. A `Masking` layer is refused unless
     `drop_masking=True`: numpy-lstm takes the mask as an argument (`mask=(x != 0).any(-1)`).
-    Returns an LSTM, or a SequenceModel when there is a head. Anything else raises."""
+
+    Returns, in inference mode (`.training` False, Dropout off — what `model.predict` and
+    `model(x, training=False)` compute; call `.train()` to train it): an LSTM, or a
+    SequenceModel when there is a head; a SequenceToOne when the last layer is a Bidirectional
+    with return_sequences=False (its output joins the forward's last step with the backward's
+    first, which no step of a sequence output holds; without a Dense head, the head is the
+    identity); and a GoBackwards around that when the first LSTM has go_backwards=True.
+    Anything else raises."""
     layers = list(model.layers) if isinstance(model, keras.Model) else [model]
     lstms: list[Any] = []  # keras.layers.LSTM or Bidirectional (Keras has no type information)
     rates: list[float] = []
@@ -111,7 +201,10 @@ def from_keras(model: Any, *, drop_masking: bool = False) -> LSTM | SequenceMode
         raise ValueError(f"model: no LSTM layer in {getattr(model, 'name', model)!r}")
     if len(set(rates)) > 1 or len(rates) not in (0, len(lstms) - 1):
         raise unsupported("Dropout layers", rates, "one rate between every pair of LSTMs")
-    cells = [_cells(layer) for layer in lstms]
+    for layer in lstms[:-1]:
+        if not layer.return_sequences:  # Keras itself cannot stack those; say so plainly
+            raise unsupported(f"{layer.name}: return_sequences", False, "True below the last")
+    cells = [_cells(layer, first=k == 0) for k, layer in enumerate(lstms)]
     options = _lstm_options(lstms[-1], [c for pair in cells for c in pair])
     lstm = LSTM(
         cells[0][0].weights[0].shape[0],
@@ -132,15 +225,36 @@ def from_keras(model: Any, *, drop_masking: bool = False) -> LSTM | SequenceMode
                 f"{n}_l{k}{suffix}": v for n, v in torch_layout(*_split_weights(weights)).items()
             }
     lstm.load_state_dict(state)
-    if dense is None:
-        return lstm
+    head = None if dense is None else _head(dense, lstm)
+    last_step_only = lstm.bidirectional and not lstms[-1].return_sequences
+    ours: LSTM | SequenceModel | SequenceToOne
+    if last_step_only:
+        width = lstm.num_directions * lstm.output_size
+        if head is None:  # the identity: x·1 + Σ 0·x_j is x exactly
+            head = Linear(width, width, bias=False, dtype=lstm.dtype)
+            head.load_state_dict({"weight": np.eye(width, dtype=lstm.dtype)})
+        ours = SequenceToOne(lstm, head)
+    else:
+        ours = lstm if head is None else SequenceModel(lstm, head)
+    # go_backwards is only allowed on a first plain LSTM, so the stack is unidirectional and
+    # never a SequenceToOne (that is for a last Bidirectional).
+    go_backwards = getattr(lstms[0], "go_backwards", False)
+    result: KerasModel = ours
+    if go_backwards and not isinstance(ours, SequenceToOne):
+        result = GoBackwards(ours)
+    result.eval()  # Keras's predict: Dropout layers off (ours would otherwise draw masks)
+    return result
+
+
+def _head(dense: Any, lstm: LSTM) -> Linear:
+    """The Linear copy of a Keras `Dense` head (linear activation only)."""
     activation = _activation_name(dense.activation)
     if activation != "linear":
         raise unsupported(f"{dense.name}: Dense activation", activation, "'linear'")
     kernel, *bias = (np.asarray(keras.ops.convert_to_numpy(w)) for w in dense.weights)
     head = Linear(kernel.shape[0], kernel.shape[1], bias=bool(bias), dtype=lstm.dtype)
     head.load_state_dict({"weight": kernel.T.copy(), **({"bias": bias[0]} if bias else {})})
-    return SequenceModel(lstm, head)
+    return head
 
 
 def _split_weights(weights: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -156,15 +270,16 @@ def _activation_name(function: Any) -> str:
     return name if isinstance(name, str) else repr(name)
 
 
-def _cells(layer: Any) -> tuple[Any, ...]:
+def _cells(layer: Any, *, first: bool) -> tuple[Any, ...]:
     """The Keras LSTM layer(s) of one numpy-lstm layer: (forward,) or (forward, backward)."""
     if isinstance(layer, keras.layers.LSTM):
-        if layer.go_backwards:
+        if layer.go_backwards and not first:
             raise unsupported(
                 f"{layer.name}: go_backwards",
                 True,
-                "False, or inside Bidirectional (where it "
-                "is the reverse direction); alone it returns the outputs in reversed order",
+                "False above the first layer (a first go_backwards LSTM reverses the whole "
+                "stack's input; one higher up reverses only part of it), or inside "
+                "Bidirectional",
             )
         return (layer,)
     if layer.merge_mode != "concat":
@@ -174,13 +289,6 @@ def _cells(layer: Any) -> tuple[Any, ...]:
         raise unsupported(f"{layer.name}: wrapped layer", type(forward).__name__, "LSTM")
     if forward.go_backwards or not backward.go_backwards:
         raise unsupported(f"{layer.name}: go_backwards", "swapped", "backward layer only")
-    if not layer.return_sequences:
-        raise unsupported(
-            f"{layer.name}: return_sequences",
-            False,
-            "True for Bidirectional (its last-step output mixes t = T−1 forward with t = 0 "
-            "backward: that is h_n, not a step of the output)",
-        )
     return forward, backward
 
 
@@ -221,7 +329,9 @@ def _lstm_options(last: Any, cells: Sequence[Any]) -> dict[str, Any]:
             raise unsupported(f"{role} activation", options[role], SHARED_ACTIVATIONS)
     gate, act = options.pop("gate"), options.pop("cell")
     lstm_layer = last.forward_layer if isinstance(last, keras.layers.Bidirectional) else last
-    zero = lstm_layer.zero_output_for_mask and last.return_sequences
+    # Keras zeroes a masked last step too (return_sequences=False): y[:, -1] is then 0, as
+    # with "zero"; Bidirectional forces zero_output_for_mask = return_sequences on its layers.
+    zero = lstm_layer.zero_output_for_mask
     return {**options, "activations": (gate, act, act), "mask_output": "zero" if zero else "carry"}
 
 
@@ -281,12 +391,12 @@ def to_keras(model: LSTM | SequenceModel) -> keras.Model:
 
 
 # -- files ------------------------------------------------------------------------------------
-def load_keras(
-    path: str | os.PathLike, *, like: LSTM | SequenceModel | None = None
-) -> LSTM | SequenceModel:
+def load_keras(path: str | os.PathLike, *, like: LSTM | SequenceModel | None = None) -> KerasModel:
     """Read a `.keras` file (architecture and weights; loaded with Keras's safe_mode), or a
     `.weights.h5` file into the architecture of `like` (a numpy-lstm model: weights files hold
-    no architecture)."""
+    no architecture). A file that is not what it claims, or declares more weights than it
+    holds, or holds a model numpy-lstm cannot represent, raises FileFormatError naming it —
+    a .keras file is checked (archive, config, declared sizes) before Keras builds anything."""
     path = Path(path)
     if path.name.endswith(".weights.h5"):
         if like is None:
@@ -295,9 +405,20 @@ def load_keras(
                 f"model of the same architecture> (CLI: --like FILE)"
             )
         keras_model = to_keras(like)
-        keras_model.load_weights(path)
+        try:
+            keras_model.load_weights(path)
+        except Exception as err:  # h5py's OSError, Keras's ValueError on a mismatch, …
+            raise FileFormatError(path, f"Keras cannot read it ({describe(err)})") from None
         return from_keras(keras_model)
-    return from_keras(keras.saving.load_model(path, safe_mode=True))
+    check_keras_file(path)
+    try:
+        keras_model = keras.saving.load_model(path, safe_mode=True)
+    except Exception as err:  # whatever Keras raises on a config it cannot rebuild
+        raise FileFormatError(path, f"Keras cannot load it ({describe(err)})") from None
+    try:
+        return from_keras(keras_model)
+    except ValueError as err:
+        raise FileFormatError(path, str(err)) from None
 
 
 def save_keras(model: LSTM | SequenceModel, path: str | os.PathLike) -> Path:

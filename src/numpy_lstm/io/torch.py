@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..nn.layers import Linear, LSTMCell
+from ..nn.layers import Linear, LSTMCell, parameter_shapes
 from ..nn.lstm import LSTM
 from ..nn.models import SequenceModel
 from ..nn.module import Module
@@ -107,6 +107,9 @@ def model_from_state_dict(state: Mapping[str, Any], **options: Any) -> Module:
 
 
 def _architecture(state: Mapping[str, np.ndarray], options: dict[str, Any]) -> Module:
+    # Every shape is checked against the tensors present BEFORE a module is built: a module
+    # allocates what its sizes say (a (4H, 1) weight_ih alone would otherwise make a (4H, H)
+    # weight_hh), and those sizes must be paid for by the state dict itself.
     if "lstm.weight_ih_l0" in state:
         lstm = _expect(LSTM, "lstm", _architecture(_sub(state, "lstm."), options))
         head = _sub(state, "head.")
@@ -114,31 +117,84 @@ def _architecture(state: Mapping[str, np.ndarray], options: dict[str, Any]) -> M
             lstm, _expect(Linear, "head", _architecture(head, {})) if head else None
         )
     if "weight_ih_l0" in state:
-        w = np.asarray(state["weight_ih_l0"])
+        rows, input_size = _matrix(state, "weight_ih_l0")
         layers = {int(m[1]) for k in state if (m := re.fullmatch(r"weight_ih_l(\d+)", k))}
         proj = state.get("weight_hr_l0")
-        return LSTM(
-            w.shape[1],
-            w.shape[0] // 4,
-            num_layers=len(layers),
-            bias="bias_ih_l0" in state,
-            bidirectional="weight_ih_l0_reverse" in state,
-            proj_size=0 if proj is None else np.shape(proj)[0],
-            dtype=w.dtype,
+        arguments = {
+            "num_layers": len(layers),
+            "bias": "bias_ih_l0" in state,
+            "bidirectional": "weight_ih_l0_reverse" in state,
+            "proj_size": 0 if proj is None else _matrix(state, "weight_hr_l0")[0],
             **options,
+        }
+        _check_lstm_shapes(state, input_size, rows // 4, arguments)
+        return LSTM(
+            input_size, rows // 4, dtype=np.asarray(state["weight_ih_l0"]).dtype, **arguments
         )
     if options:
         raise ValueError(f"options: only an LSTM takes options, got {sorted(options)}")
     if "weight_ih" in state:
+        rows, input_size = _matrix(state, "weight_ih")
+        expected = parameter_shapes(input_size, rows // 4, bias="bias_ih" in state)
+        _check_shapes(state, expected)
         w = np.asarray(state["weight_ih"])
-        return LSTMCell(w.shape[1], w.shape[0] // 4, bias="bias_ih" in state, dtype=w.dtype)
+        return LSTMCell(input_size, rows // 4, bias="bias_ih" in state, dtype=w.dtype)
     if "weight" in state:
+        rows, columns = _matrix(state, "weight")
         w = np.asarray(state["weight"])
-        return Linear(w.shape[1], w.shape[0], bias="bias" in state, dtype=w.dtype)
+        return Linear(columns, rows, bias="bias" in state, dtype=w.dtype)
     raise ValueError(
         f"state: not the state dict of an nn.LSTM, nn.LSTMCell, nn.Linear or a model with "
         f"`lstm` and `head` attributes; its keys are {sorted(state)[:8]}"
     )
+
+
+def _matrix(state: Mapping[str, np.ndarray], name: str) -> tuple[int, int]:
+    shape = np.shape(state[name])
+    if len(shape) != 2:
+        raise ValueError(f"{name}: expected a matrix, got shape {shape}")
+    return int(shape[0]), int(shape[1])
+
+
+def _check_lstm_shapes(
+    state: Mapping[str, np.ndarray], input_size: int, hidden_size: int, arguments: dict[str, Any]
+) -> None:
+    """Every layer-direction's parameters (names and shapes) must be in `state` as the LSTM
+    that `arguments` describe would allocate them; nothing else may be."""
+    if not isinstance(arguments.get("num_layers"), int) or hidden_size < 1:
+        return  # LSTM's own checks name the problem; nothing is allocated before them
+    proj = arguments.get("proj_size") or 0
+    directions = ("", "_reverse")[: 2 if arguments.get("bidirectional") else 1]
+    expected: dict[str, tuple[int, ...]] = {}
+    for k in range(arguments["num_layers"]):
+        layer_input = input_size if k == 0 else len(directions) * (proj or hidden_size)
+        shapes = parameter_shapes(
+            layer_input,
+            hidden_size,
+            bias=bool(arguments.get("bias", True)),
+            proj_size=proj,
+            peephole=bool(arguments.get("peephole", False)),
+            layer_norm=bool(arguments.get("layer_norm", False)),
+        )
+        for suffix in directions:
+            expected |= {f"{name}_l{k}{suffix}": shape for name, shape in shapes.items()}
+    _check_shapes(state, expected)
+
+
+def _check_shapes(state: Mapping[str, np.ndarray], expected: dict[str, tuple[int, ...]]) -> None:
+    """Names and shapes, as load_state_dict would check them, but before anything exists."""
+    problems = []
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing:
+        problems.append(f"missing keys {missing}")
+    if unexpected:
+        problems.append(f"unexpected keys {unexpected}")
+    for name, shape in expected.items():
+        if name in state and (got := tuple(np.shape(state[name]))) != shape:
+            problems.append(f"{name}: expected shape {shape}, got {got}")
+    if problems:
+        raise ValueError(f"state: {'; '.join(problems)}")
 
 
 def _expect(kind: type[M], name: str, model: object) -> M:

@@ -78,6 +78,11 @@ class SequenceModel(Module):
     def backward(
         self, dy: ArrayLike | None = None, d_state: GradStateLike | None = None
     ) -> tuple[np.ndarray, State]:
+        if self.head is not None and dy is not None:
+            # The head accumulates its gradients at once: check d_state (and that there was a
+            # forward) first, so that a bad call changes nothing.
+            call = self.lstm._require_cache()
+            self.lstm._grad_state(d_state, call.h_shape, call.c_shape)
         d_out = dy if self.head is None or dy is None else self.head.backward(dy)
         return self.lstm.backward(d_out, d_state)
 

@@ -13,6 +13,7 @@ state after k1 steps is carried on. With k1 = k2 (the default) windows simply fo
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from ..nn.module import Module, evaluating
 from ..train.losses import cross_entropy, log_softmax
 from ..train.task import (
     Arrays,
+    DataChangedError,
     Task,
     TaskOptions,
     float_dtype,
@@ -35,6 +37,7 @@ from ..train.task import (
     optional,
     positive_int,
     probability,
+    read_data_file,
     takes_options,
 )
 
@@ -185,7 +188,14 @@ class CharLMTask(Task):
     def __init__(self, options: CharLMOptions) -> None:
         self.options = options
         path = options.text
-        text = default_corpus() if path is None else Path(path).read_text("utf-8")
+        if path is None:
+            text = default_corpus()
+        else:
+            try:
+                text = read_data_file("text", path).decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ValueError(f"text: {path!r} is not UTF-8 ({err})") from None
+        self._digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
         self.bptt, self.batch_size = options.bptt, options.batch_size
         self.stride = options.bptt if options.stride is None else options.stride
         self.vocab = Vocabulary.from_text(text)
@@ -232,6 +242,15 @@ class CharLMTask(Task):
         loss = -float(log_p[self.val_streams[1:].reshape(-1)].mean())
         return {"loss": loss, "bpc": loss / math.log(2)}
 
+    @classmethod
+    def data_files(cls, config: dict[str, Any]) -> dict[str, str]:
+        text = config.get("text")
+        return {"text": text} if isinstance(text, str) else {}
+
+    def data_digest(self) -> str:
+        """SHA-256 of the whole text (training and validation parts)."""
+        return self._digest
+
     def state(self) -> tuple[dict[str, Any], Arrays]:
         values, arrays = super().state()
         # The vocabulary travels with the checkpoint, so sampling never needs the text again.
@@ -239,6 +258,17 @@ class CharLMTask(Task):
         return values, arrays | self.carried.arrays()
 
     def load_state(self, values: dict[str, Any], arrays: Arrays) -> None:
+        saved = values.get("vocabulary")
+        if saved != self.vocab.chars:  # every character id would mean another character
+            raise DataChangedError(
+                f"text: the text's characters differ from the checkpoint's vocabulary "
+                f"({len(self.vocab)} now, {len(saved) if isinstance(saved, str) else saved!r} "
+                "then): the text has changed"
+            )
+        for key in ("position", "epoch"):
+            value = values.get(key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{key}: expected a non-negative integer, got {value!r}")
         super().load_state(values, arrays)
         self.position, self.epoch = int(values["position"]), int(values["epoch"])
         self.carried.load(arrays)
@@ -249,15 +279,31 @@ class CharLMTask(Task):
 
 def load_for_sampling(path: str | Path) -> tuple[CharLM, Vocabulary]:
     """The model and vocabulary of a char-LM checkpoint (the training text is not needed)."""
+    from ..io.errors import FileFormatError
     from ..train.checkpoint import read_checkpoint
+    from ..train.trainer import check_declared_sizes
 
     saved = read_checkpoint(path)
     task = saved.meta["task"]
     if task.get("name") != CharLMTask.name:
         raise ValueError(f"{path}: not a char-LM checkpoint (task {task.get('name')!r})")
-    vocab = Vocabulary(task["state"]["vocabulary"])
-    model = CharLM.for_options(CharLMOptions(**task["config"]), len(vocab))
-    model.load_state_dict(saved.model)
+    try:
+        chars = task["state"].get("vocabulary")
+        if not isinstance(chars, str):
+            raise ValueError(f"vocabulary: expected a string, got {chars!r}")
+        vocab = Vocabulary(chars)
+        check_declared_sizes(task["config"], saved.model)  # before allocating the model
+        options = CharLMOptions(**task["config"])
+        present = sum(int(array.size) for array in saved.model.values())
+        if len(vocab) * options.embedding_dim > present:
+            raise ValueError(
+                f"vocabulary: {len(vocab)} characters × embedding_dim {options.embedding_dim} "
+                f"is more than the {present:,} parameters present"
+            )
+        model = CharLM.for_options(options, len(vocab))
+        model.load_state_dict(saved.model)
+    except (ValueError, TypeError, KeyError) as err:
+        raise FileFormatError(path, str(err)) from None
     return model, vocab
 
 

@@ -20,9 +20,12 @@ forecast (repeat the last observation) and, with a `seasonal_period` m, the seas
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +39,7 @@ from ..train.losses import mse_loss
 from ..train.task import (
     Task,
     TaskOptions,
+    check_regular_file,
     float_dtype,
     fraction,
     non_negative_int,
@@ -50,14 +54,21 @@ AIRLINE_COLUMN, AIRLINE_PERIOD = "passengers", 12
 
 
 # -- data handling: pure functions ----------------------------------------------------------------
+def _utf8_text(path: str | Path, data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")  # -sig: tolerate a BOM
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason})") from None
+
+
 def read_csv_columns(path: str | Path, columns: Sequence[str] | None) -> np.ndarray:
     """The named columns of a CSV file with a header row → (N, C) float64, in the given order.
 
     `columns=None` is allowed only for a one-column file. Errors name the file, and the missing
     column (with the available ones) or the row and column of a cell that is not a finite number.
     """
-    with open(path, newline="", encoding="utf-8-sig") as handle:  # -sig: tolerate a BOM
-        reader = csv.reader(handle)
+    with open(path, "rb") as file:  # decoded whole, so that bad bytes are an error naming it
+        reader = csv.reader(io.StringIO(_utf8_text(path, file.read()), newline=""))
         header = [name.strip() for name in next(reader, [])]
         if not header:
             raise ValueError(f"{path}: empty file, expected a header row")
@@ -247,6 +258,7 @@ class ForecastTask(Task):
             data = np.asarray(options.series, dtype=np.float64)
             data = data.reshape(len(data), -1)
         elif options.csv is not None:
+            check_regular_file("csv", options.csv)
             data = read_csv_columns(options.csv, columns)
         else:
             data = read_csv_columns(AIRLINE_CSV, columns or [AIRLINE_COLUMN])
@@ -324,6 +336,17 @@ class ForecastTask(Task):
     def baseline(self) -> dict[str, float]:
         """RMSE and MAPE of the naive and (with a seasonal period) seasonal-naive forecasts."""
         return dict(self._baseline)
+
+    @classmethod
+    def data_files(cls, config: dict[str, Any]) -> dict[str, str]:
+        path = config.get("csv")
+        return {"csv": path} if isinstance(path, str) else {}
+
+    def data_digest(self) -> str:
+        """SHA-256 of the series as read: (N, C) float64, little-endian, with its shape."""
+        digest = hashlib.sha256(repr(self.data.shape).encode())
+        digest.update(np.ascontiguousarray(self.data, dtype="<f8").tobytes())
+        return digest.hexdigest()
 
     def forecast(self, history: npt.ArrayLike, steps: int | None = None) -> np.ndarray:
         """The next `steps` (default `horizon`) target values after `history` (L, C) or (L,),

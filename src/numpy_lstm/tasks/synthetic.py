@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.validation import check_int
 from ..inspect.trace import Trace
 from ..nn.layers import Linear
 from ..nn.lstm import LSTM
@@ -69,9 +70,14 @@ def copy_batch(
     return np.eye(COPY_SYMBOLS + 2, dtype=dtype)[inputs], targets
 
 
+def two_or_more(name: str, value: Any) -> int:
+    """An adding sequence has two halves with a mark in each: T ≥ 2."""
+    return check_int(name, value, minimum=2)
+
+
 @dataclass(frozen=True)
 class AddingOptions(TaskOptions):
-    T: int = option(200, "steps per sequence (one mark in each half)", positive_int)
+    T: int = option(200, "steps per sequence (one mark in each half), at least 2", two_or_more)
     hidden_size: int = option(64, "LSTM hidden units", positive_int)
     batch_size: int = option(64, "sequences per training step, drawn fresh", positive_int)
     eval_size: int = option(1000, "held-out sequences for evaluation", positive_int)

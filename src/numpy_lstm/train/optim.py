@@ -25,6 +25,10 @@ UpdateRule = Callable[..., tuple[np.ndarray, Buffers]]
 OptimizerState = dict[str, float | np.ndarray]
 
 
+class NonFiniteError(FloatingPointError):
+    """A loss, gradient or update became NaN or infinite; the weights were not updated."""
+
+
 # -- the update rules ---------------------------------------------------------------------------
 def sgd_update(
     param: np.ndarray,
@@ -195,17 +199,35 @@ class Optimizer:
         self.module.zero_grad()
 
     def step(self) -> None:
-        """One update of every parameter from the gradients accumulated in `module.grads`."""
-        self.step_count += 1
+        """One update of every parameter from the gradients accumulated in `module.grads`.
+
+        All new values (parameters and buffers) are computed first and checked finite; only
+        then is anything written. An update that overflows (a huge learning rate, say) raises
+        :class:`NonFiniteError` naming the parameter and leaves weights, buffers and the step
+        count as they were."""
+        step = self.step_count + 1
         grads = self.module.grads
-        for name, param in self.module.named_parameters():
-            mine = {b: self.buffers[b][name] for b in self.active}
-            new_param, new_buffers = type(self).update(
-                param, grads[name], mine, step=self.step_count, **self.hyper
-            )
+        updates = []
+        with np.errstate(over="ignore", invalid="ignore"):  # checked just below, by name
+            for name, param in self.module.named_parameters():
+                mine = {b: self.buffers[b][name] for b in self.active}
+                new_param, new_buffers = type(self).update(
+                    param, grads[name], mine, step=step, **self.hyper
+                )
+                new_param = np.asarray(new_param).astype(param.dtype, copy=False)
+                new_buffers = {b: v.astype(param.dtype, copy=False) for b, v in new_buffers.items()}
+                for what, value in (("update", new_param), *new_buffers.items()):
+                    if not np.isfinite(value).all():
+                        raise NonFiniteError(
+                            f"step {step}: the {what} of {name} is not finite (lr "
+                            f"{self.lr:g}); weights left unchanged"
+                        )
+                updates.append((name, param, new_param, new_buffers))
+        for name, param, new_param, new_buffers in updates:
             param[...] = new_param  # in place: the module keeps the same array object
             for b, value in new_buffers.items():
-                self.buffers[b][name] = value.astype(param.dtype, copy=False)
+                self.buffers[b][name] = value
+        self.step_count = step
 
     def state_dict(self) -> OptimizerState:
         state: OptimizerState = {"step": self.step_count, **self.hyper}

@@ -16,6 +16,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import os
+import stat
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar
@@ -184,6 +186,42 @@ class Task(ABC):
     def baseline(self) -> dict[str, float]:
         """The trivial baseline's metrics on the evaluation data, for honest comparisons."""
         return {}
+
+    @classmethod
+    def data_files(cls, config: dict[str, Any]) -> dict[str, str]:
+        """Option name → path of each file a task with `config` reads its data from (checked
+        and size-compared before a resumed task reads it); none by default."""
+        return {}
+
+    def data_digest(self) -> str | None:
+        """SHA-256 (hex) of the data the task trains and evaluates on, recorded in checkpoints
+        so that a resume refuses changed data; None for data generated from the seed."""
+        return None
+
+
+class DataChangedError(ValueError):
+    """A resumed task's data differs from what its checkpoint recorded (the message starts with
+    the option that names the data, e.g. "text: …")."""
+
+
+def check_regular_file(option: str, path: str | os.PathLike[str]) -> int:
+    """The size in bytes of the data file a task option names, which must be a regular file
+    (not a device, a FIFO or a folder, which could be endless); else an error naming the
+    option."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{option}: no such file {os.fspath(path)!r}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"{option}: {os.fspath(path)!r} is not a regular file")
+    return info.st_size
+
+
+def read_data_file(option: str, path: str | os.PathLike[str]) -> bytes:
+    """The bytes of the regular file a task option names (see :func:`check_regular_file`)."""
+    check_regular_file(option, path)
+    with open(path, "rb") as file:
+        return file.read()
 
 
 def build_task(name: str, config: dict[str, Any]) -> Task:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -26,15 +27,17 @@ from typing import Any, TextIO
 import numpy as np
 
 from ..core.validation import check_int
+from ..io.errors import FileFormatError
 from ..io.native import PathLike
 from ..kernels.select import fast_enabled
 from ..kernels.threads import blas_threads
 from ..nn.module import evaluating
-from .checkpoint import read_checkpoint, write_checkpoint
-from .optim import SGD, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm
+from .checkpoint import Checkpoint, read_checkpoint, write_checkpoint
+from .optim import SGD, Adam, AdamW, NonFiniteError, Optimizer, RMSprop, clip_grad_norm
 from .schedules import make_schedule
-from .task import Task, build_task
+from .task import REGISTRY, DataChangedError, Task, build_task, check_regular_file
 
+__all__ = ["NonFiniteError", "Trainer", "TrainerConfig"]  # NonFiniteError lives in .optim
 OPTIMIZERS: dict[str, type[Optimizer]] = {c.__name__: c for c in (SGD, Adam, AdamW, RMSprop)}
 Callback = Callable[["Trainer", str, dict[str, float]], None]  # (trainer, event, metrics)
 
@@ -42,10 +45,6 @@ Callback = Callable[["Trainer", str, dict[str, float]], None]  # (trainer, event
 def one_blas_thread_if_fast() -> AbstractContextManager[None]:
     """A context that holds BLAS to one thread while the fast kernels are on (see `fit`)."""
     return blas_threads(1 if fast_enabled() else None)
-
-
-class NonFiniteError(FloatingPointError):
-    """A loss or gradient became NaN or infinite; the weights were not updated."""
 
 
 @dataclass
@@ -216,10 +215,20 @@ class Trainer:
 
     # -- checkpoints --------------------------------------------------------------------------
     def save(self, path: PathLike) -> None:
-        """Checkpoint everything a bit-exact resume needs (atomically)."""
+        """Checkpoint everything a bit-exact resume needs (atomically), with a fingerprint of
+        the task's data (its SHA-256 and the size of each data file)."""
         values, arrays = self.task.state()
+        files = type(self.task).data_files(self.task.config())
         meta = {
-            "task": {"name": self.task.name, "config": self.task.config(), "state": values},
+            "task": {
+                "name": self.task.name,
+                "config": self.task.config(),
+                "state": values,
+                "data": {
+                    "sha256": self.task.data_digest(),
+                    "files": {option: os.stat(path).st_size for option, path in files.items()},
+                },
+            },
             "step": self.step,
             "schedule": {
                 "spec": self.schedule_spec,
@@ -237,24 +246,130 @@ class Trainer:
     @classmethod
     def resume(cls, path: PathLike, config: TrainerConfig | None = None, **kwargs: Any) -> Trainer:
         """Rebuild task, model, optimizer, schedule and trainer from a checkpoint. `config`
-        replaces the saved TrainerConfig (e.g. to train for more steps)."""
-        saved = read_checkpoint(path)
+        replaces the saved TrainerConfig (e.g. to train for more steps; see
+        :meth:`from_checkpoint` for what that does to the schedule)."""
+        return cls.from_checkpoint(read_checkpoint(path), path, config, **kwargs)
+
+    @classmethod
+    def from_checkpoint(
+        cls, saved: Checkpoint, path: PathLike, config: TrainerConfig | None = None, **kwargs: Any
+    ) -> Trainer:
+        """:meth:`resume` from a checkpoint already read (by :func:`read_checkpoint`) from `path`.
+
+        The task's data must be what the checkpoint recorded: each data file must be a regular
+        file of the recorded size (checked before it is read) and the data's SHA-256 must match;
+        else a ValueError naming the option. A malformed checkpoint is a FileFormatError.
+
+        A different `config.steps` (or epochs) changes the run's length. A cosine schedule whose
+        horizon was the checkpoint's run length (as `numpy-lstm train` sizes it) then gets the
+        new length as its horizon: from the resumed step on, the learning rate is exactly that
+        of a straight run of the new length (so a longer run never trains at lr 0 — the steps
+        before were taken on the old, shorter curve). Any other schedule continues unchanged.
+        """
+        source = os.fspath(path)
         meta = saved.meta
-        task = build_task(meta["task"]["name"], meta["task"]["config"])
-        task.model.load_state_dict(saved.model)
-        optimizer_class = OPTIMIZERS.get(meta["optimizer"].get("class"))
-        if optimizer_class is None:
-            raise ValueError(f"{path}: optimizer class must be one of {sorted(OPTIMIZERS)}")
-        optimizer = optimizer_class(task.model)
-        optimizer.load_state_dict(saved.optimizer)
-        task.load_state(meta["task"]["state"], saved.task_arrays)
-        trainer_meta = meta["trainer"]
-        config = config or TrainerConfig(**trainer_meta["config"])
-        trainer = cls(task, optimizer, meta["schedule"]["spec"], config, **kwargs)
-        if trainer.scheduler is not None:
-            trainer.scheduler.load_state_dict(meta["schedule"]["state"])
-        trainer.step = int(meta["step"])
+        _check_data_files(meta["task"])
+        try:
+            check_declared_sizes(meta["task"]["config"], saved.model)
+            task = build_task(meta["task"]["name"], meta["task"]["config"])
+        except FileNotFoundError:
+            raise
+        except (ValueError, TypeError, KeyError) as err:
+            raise FileFormatError(source, str(err)) from None
+        _check_data_digest(meta["task"], task)
+        try:
+            # The task's state first: a char-LM compares its vocabulary, a changed text's
+            # clearer error than the shapes that follow from it.
+            task.load_state(meta["task"]["state"], saved.task_arrays)
+            task.model.load_state_dict(saved.model)
+            optimizer_class = OPTIMIZERS.get(meta["optimizer"]["class"])
+            if optimizer_class is None:
+                raise ValueError(f"optimizer class must be one of {sorted(OPTIMIZERS)}")
+            optimizer = optimizer_class(task.model)
+            optimizer.load_state_dict(saved.optimizer)
+            trainer_meta = meta["trainer"]
+            saved_config = TrainerConfig(**trainer_meta["config"])
+        except DataChangedError:  # the data's fault, not the checkpoint's
+            raise
+        except (ValueError, TypeError, KeyError) as err:
+            raise FileFormatError(source, str(err)) from None
+        config = in_steps(config or saved_config, task)
+        schedule = _resized_schedule(meta["schedule"]["spec"], saved_config.steps, config.steps)
+        trainer = cls(task, optimizer, schedule, config, **kwargs)
+        try:
+            if trainer.scheduler is not None:
+                trainer.scheduler.load_state_dict(meta["schedule"]["state"])
+        except (ValueError, TypeError, AttributeError) as err:
+            raise FileFormatError(source, f"schedule: {err}") from None
+        trainer.step = meta["step"]
         trainer.best = math.inf if trainer_meta["best"] is None else trainer_meta["best"]
-        trainer.bad_evals = int(trainer_meta["bad_evals"])
+        trainer.bad_evals = trainer_meta["bad_evals"]
         trainer.history = list(trainer_meta["history"])
         return trainer
+
+
+def _resized_schedule(
+    spec: dict[str, Any] | None, saved_steps: int, steps: int
+) -> dict[str, Any] | None:
+    """The schedule spec of a resumed run of `steps` steps (see :meth:`Trainer.from_checkpoint`)."""
+    if (
+        spec is not None
+        and spec.get("name") == "cosine"
+        and spec.get("total_steps") == saved_steps
+        and steps != saved_steps
+    ):
+        warmup = spec.get("warmup_steps", 0)
+        if isinstance(warmup, int) and warmup >= steps:
+            raise ValueError(f"steps: expected more than the {warmup} warmup steps, got {steps}")
+        return {**spec, "total_steps": steps}
+    return spec
+
+
+def _check_data_files(task: dict[str, Any]) -> None:
+    """Each data file the task will read is a regular file of the size the checkpoint recorded
+    (checked before anything reads it: a checkpoint can name any path)."""
+    cls = REGISTRY.get(task["name"])
+    if cls is None:
+        return  # build_task names the unknown task
+    recorded = task.get("data", {}).get("files", {})
+    for option, path in cls.data_files(task["config"]).items():
+        size = check_regular_file(option, path)
+        if option in recorded and size != recorded[option]:
+            raise DataChangedError(
+                f"{option}: {path!r} has changed since the checkpoint was written "
+                f"({size:,} bytes now, {recorded[option]:,} then)"
+            )
+
+
+def _check_data_digest(meta: dict[str, Any], task: Task) -> None:
+    """The task's data must hash to what the checkpoint recorded (older checkpoints have no
+    record; a char-LM's vocabulary is compared in any case)."""
+    expected = meta.get("data", {}).get("sha256")
+    actual = task.data_digest()
+    if expected is not None and actual != expected:
+        files = type(task).data_files(task.config())
+        what = ", ".join(f"{option} {path!r}" for option, path in files.items()) or "data"
+        name = next(iter(files), "data")
+        raise DataChangedError(
+            f"{name}: the training data ({what}) has changed since the checkpoint was written "
+            f"(sha256 {actual} now, {expected} then)"
+        )
+
+
+def check_declared_sizes(config: dict[str, Any], model: dict[str, np.ndarray]) -> None:
+    """Refuse, before the task allocates its model, a config whose sizes need far more
+    parameters than the checkpoint holds: L stacked LSTM layers of H units have at least
+    4·L·H² weights, and every embedding or hidden width is at most the parameter count."""
+    present = sum(int(array.size) for array in model.values())
+    sizes = {k: v for k, v in config.items() if k in ("hidden_size", "embedding_dim", "num_layers")}
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in sizes.values()):
+        return  # the task's own checks name the bad value
+    for key, value in sizes.items():
+        if value > present:
+            raise ValueError(f"{key}: {value} is more than the {present:,} parameters present")
+    hidden, layers = sizes.get("hidden_size", 0), sizes.get("num_layers", 1)
+    if 4 * layers * hidden * hidden > present:
+        raise ValueError(
+            f"hidden_size: {layers} layer(s) of {hidden} units need at least "
+            f"{4 * layers * hidden * hidden:,} parameters; the checkpoint holds {present:,}"
+        )

@@ -3,32 +3,51 @@ when a MatMul (+ Add) head follows), weights read from the initializers.
 
 What is accepted: a chain of ONNX `LSTM` nodes that share their attributes (one numpy-lstm
 LSTM has one set of options), fed by the graph input x (or by its Transpose, for batch-major
-input), glue ops from :data:`GLUE_OPS`, and at most one MatMul (+ Add) head. Anything else —
-another op, a `reverse`-only direction, `layout=1`, an activation or parameter numpy-lstm does not
-have, weights that are not constants — is refused with a ValueError naming it.
+input; `layout=1` nodes take x batch-major themselves), glue ops from :data:`GLUE_OPS`, and at
+most one MatMul (+ Add, either operand order) head — what our exporter and torch's
+(`torch.onnx.export(..., dynamo=False)`, static or dynamic shapes) write. The glue is
+interpreted, not trusted (:mod:`.arrange`): each later node's X must be the Y below as
+(T, B, D·H) (Transpose, Reshape, Squeeze, …), each initial state the node's rows of h0/c0 (Slice,
+Split), each graph output one of the model's outputs as the model (or a bare ONNX node)
+arranges it; an op on those ways that is not interpreted is refused by name. Each node's
+sequence_lens is absent or the same graph input (a constant one only if it equals a static
+sequence length: it then masks nothing); its initial_h/initial_c are absent, zeros whatever the
+input (a zero constant, ConstantOfShape of 0, an Expand of zeros, …), or slices of two graph
+inputs that are the model's hx (h0, c0) (D·L, B, H). A constant non-zero initial state or
+constant lengths cannot be held by numpy-lstm's LSTM and are refused. Each graph output must be
+one of the model's: the last node's Y (or the head on it), the nodes' Y_h (→ h_n) or their Y_c
+(→ c_n) — outputs made by other ops (our exporter's mask_output="carry" Where) only with
+verify=True, which then decides. `direction="reverse"` nodes (all of them) become a
+:class:`~.reverse.ReverseTime` around the forward model. Anything else — another op, an
+activation or parameter numpy-lstm does not have, weights that are not constants — is refused
+with a FileFormatError naming it (and the file).
 
-Because glue between nodes can be arranged in ways a structural check cannot fully rule out,
-`verify=True` (the default) runs the graph in ONNX Runtime on a small random input (with
-lengths, if the graph takes them) and compares its first output with ours: a model is returned
-only if they agree. (Not `onnx.reference`: its LSTM ignores sequence_lens, clip, input_forget
-and activations — onnx 1.23 — so it is an oracle only for plain and peephole graphs.)
+As a second, independent check, `verify=True` (the default) runs the graph in ONNX Runtime on a
+random probe (with lengths and initial states, if the graph takes them) and compares every graph
+output, matched by its role, with ours: a model is returned only if they all agree (see
+:mod:`.verify`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
 from ...nn.layers import Linear
 from ...nn.lstm import LSTM
 from ...nn.models import SequenceModel
+from ..errors import FileFormatError
 from ..representable import unsupported
+from .arrange import Arrangements, Uninterpreted, check_arrangements, state_rows
+from .graph import Walk, read_constants
 from .layout import ONNX_ACTIVATIONS, torch_tensors
+from .reverse import ReverseTime
+from .verify import TOLERANCE, Probe, Role, static_dims, verify_graph
 
 FROM_ONNX_ACTIVATION = {onnx_name: ours for ours, onnx_name in ONNX_ACTIVATIONS.items()}
 LSTM_ATTRIBUTES = {
@@ -37,29 +56,69 @@ LSTM_ATTRIBUTES = {
 }  # fmt: skip
 GLUE_OPS = {
     "Transpose", "Reshape", "Squeeze", "Unsqueeze", "Concat", "Identity", "Shape", "Gather",
-    "Cast", "Range", "Less", "Where", "ConstantOfShape", "Split", "Slice", "Constant",
+    "Cast", "Range", "Less", "Where", "ConstantOfShape", "Split", "Slice", "Constant", "Expand",
 }  # fmt: skip
 HINTED_OPTIONS = ("mask_output", "dropout", "recurrent_dropout")  # not visible in a graph
-TOLERANCE = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-9}
+# Errors a malformed graph can raise deep inside a walk (a missing input, an attribute of the
+# wrong type): reported as a FileFormatError naming the file, never as themselves.
+MALFORMED = (IndexError, KeyError, TypeError, AttributeError, RecursionError, OverflowError)
 
 
-def import_onnx(source: Any, *, verify: bool = True) -> LSTM | SequenceModel:
-    """An ONNX model (path, bytes or ModelProto) → LSTM, or SequenceModel with a head.
+def import_onnx(source: Any, *, verify: bool = True) -> LSTM | SequenceModel | ReverseTime:
+    """An ONNX model (path, bytes or ModelProto) → LSTM, or SequenceModel with a head (inside a
+    ReverseTime for direction="reverse" nodes).
     The model returns numpy-lstm's shapes: output (T, B, D·H) where a bare ONNX node's Y is
-    (T, D, B, H), h_n and c_n (D·L, B, H)."""
-    proto = _load(source)
+    (T, D, B, H), h_n and c_n (D·L, B, H). Raises FileFormatError (a ValueError) naming the
+    source for a file that is not an ONNX model or a graph it cannot import exactly."""
+    label = _label(source)
+    try:
+        return _import(_load(source, label), verify)
+    except FileFormatError:
+        raise
+    except ValueError as err:
+        raise FileFormatError(label, str(err)) from None
+    except MALFORMED as err:
+        raise FileFormatError(
+            label, f"malformed ONNX graph ({type(err).__name__}: {err})"
+        ) from None
+
+
+def _label(source: Any) -> str:
+    if isinstance(source, onnx.ModelProto):
+        return "<onnx.ModelProto>"
+    if isinstance(source, (bytes, bytearray)):
+        return "<bytes>"
+    return os.fspath(source)
+
+
+def _load(source: Any, label: str) -> onnx.ModelProto:
+    """Parse (without external data: a file never makes us read another) and check."""
+    if isinstance(source, onnx.ModelProto):
+        proto = source
+    else:
+        data = bytes(source) if isinstance(source, (bytes, bytearray)) else Path(label).read_bytes()
+        proto = onnx.ModelProto()
+        try:
+            proto.ParseFromString(data)
+        except Exception as err:  # protobuf's DecodeError, or its C++ backend's own types
+            raise FileFormatError(label, f"not an ONNX model (protobuf: {err})") from None
+    try:
+        onnx.checker.check_model(proto)
+    except Exception as err:  # ValidationError, or the checker's own errors on garbage
+        raise FileFormatError(label, f"ONNX model: fails onnx.checker: {err}") from None
+    return proto
+
+
+def _import(proto: onnx.ModelProto, verify: bool) -> LSTM | SequenceModel | ReverseTime:
     graph = proto.graph
-    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant" and [a.name for a in node.attribute] == ["value"]:
-            constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
     ops = {node.op_type for node in graph.node} - GLUE_OPS - {"LSTM", "MatMul", "Add"}
     if ops:
         raise unsupported("ONNX graph: ops", sorted(ops), f"LSTM, MatMul, Add, {sorted(GLUE_OPS)}")
     nodes = [node for node in graph.node if node.op_type == "LSTM"]
     if not nodes:
         raise ValueError("ONNX graph: no LSTM node")
-    options = [_node_options(node, constants) for node in nodes]
+    constants = read_constants(graph)
+    options = [_node_options(node) for node in nodes]
     for k, other in enumerate(options[1:], 1):
         if other != options[0]:
             raise unsupported(
@@ -67,15 +126,27 @@ def import_onnx(source: Any, *, verify: bool = True) -> LSTM | SequenceModel:
                 other,
                 f"those of the first {options[0]}",
             )
-    weights = [_node_weights(node, constants) for node in nodes]
-    x_name, batch_first, lengths_name = _graph_inputs(graph, nodes[0])
+    weights = [_node_weights(node, constants, options[0], k) for k, node in enumerate(nodes)]
+    # Each layer's weights are its own tensors: nodes sharing one would make the model (one copy
+    # per layer) far larger than the file.
+    named = [name for node in nodes for name in node.input[1:4] if name]
+    if len(set(named)) != len(named):
+        raise unsupported("LSTM nodes: weight tensors", "shared between nodes", "one set per node")
+    walk = Walk(graph, constants, nodes)
+    walk.check_sizes()
+    layout = options[0]["layout"]
+    x_name, batch_first = _x_input(walk, nodes, layout)
+    lengths_name = _lengths(walk, nodes, x_name, batch_first)
+    state_names = _initial_states(walk, nodes, layout, weights[0]["W"].shape[0])
+    _check_inputs(walk, x_name, lengths_name, state_names)
+    I, D = weights[0]["W"].shape[2], weights[0]["W"].shape[0]
     lstm = LSTM(
-        weights[0]["W"].shape[2],
+        I,
         options[0]["hidden_size"],
         num_layers=len(nodes),
         bias="B" in weights[0],
         batch_first=batch_first,
-        bidirectional=options[0]["direction"] == "bidirectional",
+        bidirectional=D == 2,
         dtype=weights[0]["W"].dtype,
         peephole="P" in weights[0],
         coupled_input_forget=options[0]["input_forget"],
@@ -87,35 +158,35 @@ def import_onnx(source: Any, *, verify: bool = True) -> LSTM | SequenceModel:
     for k, tensors in enumerate(weights):
         if set(tensors) != set(weights[0]):
             raise unsupported(f"LSTM node {k}: inputs", sorted(tensors), sorted(weights[0]))
-        for d, suffix in enumerate(("", "_reverse")[: lstm.num_directions]):
+        for d, suffix in enumerate(("", "_reverse")[:D]):
             state |= {f"{n}_l{k}{suffix}": v for n, v in torch_tensors(tensors, d).items()}
     try:
         lstm.load_state_dict(state)
     except (TypeError, ValueError) as err:
         raise ValueError(f"ONNX graph: the LSTM nodes do not form one stack: {err}") from None
-    head = _head(graph, constants, lstm)
-    model = lstm if head is None else SequenceModel(lstm, head)
+    head = _head(walk, lstm)
+    roles = _output_roles(walk, head is not None)
+    sizes = {"D": D, "H": lstm.hidden_size, "1": 1}
+    if head is not None:
+        sizes["O"] = head.out_features
+    arrangements = Arrangements(walk, sizes, layout, _head_names(walk))
+    check_arrangements(walk, arrangements, batch_first, layout, outputs=False)
+    try:
+        check_arrangements(walk, arrangements, batch_first, layout, outputs=True)
+    except Uninterpreted as err:
+        # Outputs made through other ops (our exporter's mask_output="carry" Where) can only be
+        # checked by running the graph.
+        if not verify:
+            raise ValueError(f"{err} (with verify=True, checked in onnxruntime instead)") from None
+    inner = lstm if head is None else SequenceModel(lstm, head)
+    model = ReverseTime(inner) if options[0]["direction"] == "reverse" else inner
     model.eval()
     if verify:
-        _verify(proto, model, x_name, lengths_name, nodes[-1].output[0])
+        verify_graph(proto, model, Probe(x_name, lengths_name, state_names, roles, layout))
     return model
 
 
-def _load(source: Any) -> onnx.ModelProto:
-    if isinstance(source, onnx.ModelProto):
-        proto = source
-    elif isinstance(source, bytes):
-        proto = onnx.load_from_string(source)
-    else:
-        proto = onnx.load(os.fspath(source), load_external_data=False)
-    try:
-        onnx.checker.check_model(proto)
-    except onnx.checker.ValidationError as err:
-        raise ValueError(f"ONNX model: fails onnx.checker: {err}") from None
-    return proto
-
-
-def _node_options(node: onnx.NodeProto, constants: dict[str, np.ndarray]) -> dict[str, Any]:
+def _node_options(node: onnx.NodeProto) -> dict[str, Any]:
     """The node's attributes as numpy-lstm options, refusing what we cannot compute."""
     name = f"LSTM node {node.name!r}"
     attrs = {a.name: helper_value(a) for a in node.attribute}
@@ -123,10 +194,10 @@ def _node_options(node: onnx.NodeProto, constants: dict[str, np.ndarray]) -> dic
     if extra:
         raise unsupported(f"{name}: attributes", extra, sorted(LSTM_ATTRIBUTES))
     direction = attrs.get("direction", "forward")
-    if direction not in ("forward", "bidirectional"):
-        raise unsupported(f"{name}: direction", direction, "'forward', 'bidirectional'")
-    if attrs.get("layout", 0) != 0:
-        raise unsupported(f"{name}: layout", attrs["layout"], "0 (time-major)")
+    if direction not in ("forward", "reverse", "bidirectional"):
+        raise unsupported(f"{name}: direction", direction, "'forward', 'reverse', 'bidirectional'")
+    if attrs.get("layout", 0) not in (0, 1):
+        raise unsupported(f"{name}: layout", attrs["layout"], "0 (time-major), 1 (batch-major)")
     D = 2 if direction == "bidirectional" else 1
     names = attrs.get("activations", ["Sigmoid", "Tanh", "Tanh"] * D)
     if len(names) != 3 * D or names[-3:] != names[:3]:
@@ -139,59 +210,173 @@ def _node_options(node: onnx.NodeProto, constants: dict[str, np.ndarray]) -> dic
         if not np.allclose(values, default):
             raise unsupported(f"{name}: {key}", values, f"HardSigmoid's default {default} only")
     clip = attrs.get("clip")
+    hidden_size = attrs.get("hidden_size")
+    if hidden_size is not None and not isinstance(hidden_size, int):
+        raise unsupported(f"{name}: hidden_size", hidden_size, "an int")
     return {
-        "hidden_size": attrs.get("hidden_size") or constants[node.input[2]].shape[1] // 4,
+        "hidden_size": hidden_size,
         "direction": direction,
         "activations": tuple(FROM_ONNX_ACTIVATION[a] for a in names[:3]),
         "clip": None if clip is None else float(clip),
         "input_forget": bool(attrs.get("input_forget", 0)),
+        "layout": attrs.get("layout", 0),
     }
 
 
 def helper_value(attribute: onnx.AttributeProto) -> Any:
     value = onnx.helper.get_attribute_value(attribute)
     if isinstance(value, bytes):
-        return value.decode()
+        return value.decode(errors="replace")
     if isinstance(value, list):
-        return [v.decode() if isinstance(v, bytes) else v for v in value]
+        return [v.decode(errors="replace") if isinstance(v, bytes) else v for v in value]
     return value
 
 
-def _node_weights(node: onnx.NodeProto, constants: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """W, R and (if given) B and P of a node, which must be constants of one float dtype."""
+def _node_weights(
+    node: onnx.NodeProto, constants: dict[str, np.ndarray], options: dict[str, Any], k: int
+) -> dict[str, np.ndarray]:
+    """W (D, 4H, I), R (D, 4H, H) and, if given, B (D, 8H) and P (D, 3H) of a node: constants
+    of one float dtype whose shapes agree with each other, with the node's direction and
+    hidden_size — checked before any model is built, so a hidden_size the weights do not
+    hold allocates nothing. Fills in options["hidden_size"] when the node omits it."""
+    where = f"LSTM node {k} ({node.name!r})"
     tensors = {}
     for key, index in (("W", 1), ("R", 2), ("B", 3), ("P", 7)):
         name = node.input[index] if index < len(node.input) else ""
         if not name:
             continue
         if name not in constants:
-            raise unsupported(f"LSTM node {node.name!r}: input {key}", name, "an initializer")
+            raise unsupported(f"{where}: input {key}", name, "an initializer")
         tensors[key] = constants[name]
+    if "W" not in tensors or "R" not in tensors:
+        raise ValueError(f"{where}: W and R must be given")
     dtypes = {t.dtype for t in tensors.values()}
     if len(dtypes) != 1 or dtypes.pop() not in TOLERANCE:
-        raise unsupported(f"LSTM node {node.name!r}: weight dtypes", dtypes, "float32, float64")
+        raise unsupported(f"{where}: weight dtypes", dtypes, "float32, float64")
+    D = 2 if options["direction"] == "bidirectional" else 1
+    R = tensors["R"]
+    H = R.shape[-1] if R.ndim == 3 else -1
+    options["hidden_size"] = options["hidden_size"] or H
+    I = tensors["W"].shape[-1] if tensors["W"].ndim == 3 else -1
+    if k > 0 and I != D * H:  # checked here, before a model of len(nodes) layers is built
+        raise ValueError(f"{where}: W has input size {I}, expected {D * H} (the layer below's)")
+    expected = {"W": (D, 4 * H, I), "R": (D, 4 * H, H), "B": (D, 8 * H), "P": (D, 3 * H)}
+    for key, value in tensors.items():
+        if value.shape != expected[key] or options["hidden_size"] != H or min(H, I) < 1:
+            raise ValueError(
+                f"{where}: {key} has shape {value.shape}, expected {expected[key]} for "
+                f"hidden_size {options['hidden_size']} and {D} direction(s)"
+            )
     return tensors
 
 
-def _graph_inputs(graph: onnx.GraphProto, first: onnx.NodeProto) -> tuple[str, bool, str | None]:
-    """(name of x, batch_first, name of lengths or None): x feeds the first LSTM node
-    directly (time-major) or through Transpose [1, 0, 2] (batch-major); lengths, if any, is
-    the graph input that feeds its sequence_lens."""
-    inputs = {i.name for i in graph.input} - {t.name for t in graph.initializer}
-    lengths = first.input[4] if len(first.input) > 4 and first.input[4] in inputs else None
-    if first.input[0] in inputs:
-        return first.input[0], False, lengths
-    producer = next((n for n in graph.node if first.input[0] in n.output), None)
-    if producer is not None and producer.op_type == "Transpose" and producer.input[0] in inputs:
+def _x_input(walk: Walk, nodes: list[onnx.NodeProto], layout: int) -> tuple[str, bool]:
+    """(name of x, batch_first): x feeds the first LSTM node directly or through Transpose
+    [1, 0, 2] (which swaps the node's layout); each later node's X comes from the previous
+    node's Y only."""
+    first = nodes[0]
+    for k, node in enumerate(nodes[1:], 1):
+        if walk.sources(node.input[0]) != [("Y", k - 1)]:
+            raise unsupported(
+                f"LSTM node {k}: X", walk.sources(node.input[0]), f"the Y of LSTM node {k - 1}"
+            )
+    if first.input[0] in walk.inputs:
+        return first.input[0], layout == 1
+    producer = walk.producers.get(first.input[0])
+    if (
+        producer is not None
+        and producer.op_type == "Transpose"
+        and producer.input[0] in walk.inputs
+    ):
         perm = [helper_value(a) for a in producer.attribute if a.name == "perm"]
         if perm == [[1, 0, 2]]:
-            return producer.input[0], True, lengths
+            return producer.input[0], layout == 0
     raise unsupported(
         "the first LSTM node's X",
         f"{first.input[0]} (made by {producer.op_type if producer else '?'})",
         "a graph input (T, B, I), or its Transpose [1, 0, 2]; one-step (LSTMCell) graphs are "
         "not imported — convert the cell from its .safetensors or .pt file",
     )
+
+
+def _lengths(walk: Walk, nodes: list[onnx.NodeProto], x_name: str, batch_first: bool) -> str | None:
+    """The graph input that is every node's sequence_lens, or None. A constant is accepted
+    only where it masks nothing (every length is the graph's static sequence length): our
+    model takes lengths per call and cannot hold fixed ones."""
+    names = {node.input[4] if len(node.input) > 4 else "" for node in nodes}
+    if len(names) != 1:
+        raise unsupported(
+            "the LSTM nodes' sequence_lens", sorted(names), "the same graph input for every node"
+        )
+    name = names.pop()
+    if not name or name in walk.inputs:
+        return name or None
+    if name in walk.constants:
+        steps = static_dims(walk.graph, x_name)[1 if batch_first else 0]
+        value = walk.constants[name]
+        if steps is not None and value.size and np.all(value == steps):
+            return None
+        raise ValueError(
+            f"sequence_lens {name!r}: the constant {value.ravel()[:8].tolist()} "
+            f"masks steps of a sequence of length {steps or 'T (not static)'}; numpy-lstm's "
+            f"model takes lengths per call (model(x, lengths=…)) and cannot hold fixed ones — "
+            f"make sequence_lens a graph input"
+        )
+    raise unsupported("sequence_lens", f"{name} (computed)", "a graph input, or none")
+
+
+def _initial_states(
+    walk: Walk, nodes: list[onnx.NodeProto], layout: int, D: int
+) -> tuple[str, str] | None:
+    """(h0, c0): the graph inputs of which every node k's initial_h/initial_c is rows
+    [k·D, (k+1)·D) — the model's hx — or None when every node starts from zeros (absent, or
+    zeros whatever the input)."""
+    found: list[set[str | None]] = [set(), set()]
+    for slot, key in ((5, "initial_h"), (6, "initial_c")):
+        for k, node in enumerate(nodes):
+            name = node.input[slot] if len(node.input) > slot else ""
+            if not name or walk.is_zeros(name):
+                found[slot - 5].add(None)
+                continue
+            where = f"LSTM node {k} ({node.name!r}): {key} {name!r}"
+            reached = walk.reached_inputs(name)
+            if name in walk.constants or reached == set():
+                raise ValueError(
+                    f"{where}: a constant, non-zero initial state — numpy-lstm's LSTM starts "
+                    f"from zeros or from the hx passed per call and cannot hold a fixed one; "
+                    f"make {key} a graph input (and pass it as hx) or zeros"
+                )
+            source, start, stop = state_rows(walk, name, D * len(nodes))
+            if (start, stop) != (k * D, (k + 1) * D):
+                raise unsupported(f"{where}: rows of {source!r}", (start, stop), (k * D, k * D + D))
+            found[slot - 5].add(source)
+    h, c = found
+    if h == {None} and c == {None}:
+        return None
+    if len(h) == 1 and len(c) == 1 and None not in h | c and h != c:
+        if layout == 1:
+            raise unsupported(
+                "initial states of layout=1 nodes",
+                "graph inputs (B, D, H)",
+                "zeros (numpy-lstm's hx is (D·L, B, H) in either layout)",
+            )
+        return h.pop(), c.pop()  # type: ignore[return-value]
+    raise unsupported(
+        "initial states (initial_h, initial_c)",
+        f"from {sorted(map(str, h))}, {sorted(map(str, c))}",
+        "zeros for every node, or slices of one h0 and one c0 graph input for every node",
+    )
+
+
+def _check_inputs(
+    walk: Walk, x_name: str, lengths_name: str | None, states: tuple[str, str] | None
+) -> None:
+    known = {x_name, lengths_name, *(states or ())}
+    extra = sorted(walk.inputs - known)
+    if extra:
+        raise unsupported(
+            "ONNX graph: inputs", extra, "x, sequence_lens and initial states (h0, c0) only"
+        )
 
 
 def _hints(proto: onnx.ModelProto) -> dict[str, Any]:
@@ -205,82 +390,68 @@ def _hints(proto: onnx.ModelProto) -> dict[str, Any]:
     return {k: config[k] for k in HINTED_OPTIONS if k in config and config[k] is not None}
 
 
-def _head(graph: onnx.GraphProto, constants: dict[str, np.ndarray], lstm: LSTM) -> Linear | None:
-    matmuls = [n for n in graph.node if n.op_type == "MatMul"]
-    if not matmuls:
+def _head(walk: Walk, lstm: LSTM) -> Linear | None:
+    """A Linear head from one MatMul (constant right operand (in, out)) on the last node's
+    output, and at most one Add of a constant bias (out,) to it, in either operand order
+    (torch writes Add(bias, MatMul))."""
+    matmuls = [n for n in walk.graph.node if n.op_type == "MatMul"]
+    adds = [n for n in walk.graph.node if n.op_type == "Add"]
+    if not matmuls and not adds:
         return None
-    if len(matmuls) > 1 or matmuls[0].input[1] not in constants:
-        raise unsupported("MatMul nodes", len(matmuls), "one, with a constant right operand")
-    weight = constants[matmuls[0].input[1]].T
-    adds = [n for n in graph.node if n.op_type == "Add"]
-    bias = [constants.get(n.input[1]) for n in adds if n.input[0] == matmuls[0].output[0]]
-    if len(adds) != len(bias) or len(bias) > 1 or (bias and bias[0] is None):
-        raise unsupported("Add nodes", len(adds), "one, adding a constant bias to the MatMul")
-    head = Linear(weight.shape[1], weight.shape[0], bias=bool(bias), dtype=lstm.dtype)
-    state = {"weight": weight.copy()}
-    if bias and bias[0] is not None:
-        state["bias"] = bias[0]
+    if len(matmuls) != 1 or len(adds) > 1:
+        raise unsupported("MatMul, Add nodes", (len(matmuls), len(adds)), "one MatMul (+ one Add)")
+    matmul = matmuls[0]
+    weight = walk.constants.get(matmul.input[1])
+    if weight is None or weight.ndim != 2 or weight.dtype != lstm.dtype:
+        raise unsupported(
+            "MatMul: right operand", matmul.input[1], f"a constant {lstm.dtype} matrix"
+        )
+    last = len(walk.lstm_nodes) - 1
+    if walk.sources(matmul.input[0]) != [("Y", last)]:
+        raise unsupported("MatMul: left operand", walk.sources(matmul.input[0]), "the last Y")
+    output, bias = matmul.output[0], None
+    if adds:
+        operands = list(adds[0].input)
+        if len(operands) != 2 or output not in operands:
+            raise unsupported("Add: operands", operands, f"the MatMul's {output} and a bias")
+        other = operands[1 - operands.index(output)]
+        bias = walk.constants.get(other)
+        out = weight.shape[1]
+        if bias is None or bias.size != out or bias.shape[-1:] != (out,) or bias.ndim > 3:
+            raise unsupported("Add: bias", other, f"a constant of shape ({out},)")
+        output = adds[0].output[0]
+    walk.head_output = output
+    head = Linear(weight.shape[0], weight.shape[1], bias=bias is not None, dtype=lstm.dtype)
+    state = {"weight": weight.T.copy()}
+    if bias is not None:
+        state["bias"] = bias.reshape(-1).astype(lstm.dtype)
     head.load_state_dict(state)
     return head
 
 
-def _verify(
-    proto: onnx.ModelProto,
-    model: LSTM | SequenceModel,
-    x_name: str,
-    lengths_name: str | None,
-    last_y: str,
-) -> None:
-    """Run the graph in ONNX Runtime on a random probe (other inputs, such as initial
-    states, get zeros); raise unless its first output is ours (compared in ONNX's Y layout
-    when that output is the last node's Y itself)."""
-    lstm = model.lstm if isinstance(model, SequenceModel) else model
-    if lstm.dtype != np.float32:
-        raise ValueError(
-            f"ONNX graph: cannot verify a {lstm.dtype} graph (onnxruntime's LSTM runs float32 "
-            f"only); pass verify=False to import it unchecked"
-        )
-    try:
-        import onnxruntime
-    except ImportError as err:
-        raise ImportError(
-            "import_onnx(verify=True) runs the graph in onnxruntime: pip install "
-            "'numpy-lstm[onnx]', or pass verify=False to skip the check"
-        ) from err
+def _head_names(walk: Walk) -> list[str]:
+    """The head's MatMul output and, if any, its Add's output."""
+    names = [n.output[0] for n in walk.graph.node if n.op_type == "MatMul"]
+    return names + [n.output[0] for n in walk.graph.node if n.op_type == "Add"] if names else []
 
-    graph = proto.graph
-    inputs = {v.name: v for v in graph.input}
-    x_dims = [d.dim_value or None for d in inputs[x_name].type.tensor_type.shape.dim]
-    batch_axis, time_axis = (0, 1) if lstm.batch_first else (1, 0)
-    steps, batch = x_dims[time_axis] or 5, x_dims[batch_axis] or 3
-    shape = [0, 0, lstm.input_size]
-    shape[time_axis], shape[batch_axis] = steps, batch
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal(shape).astype(lstm.dtype)
-    lengths = np.maximum(steps - np.arange(batch), 1).astype(np.int32) if lengths_name else None
-    feeds = {x_name: x} | ({lengths_name: lengths} if lengths_name else {})
-    for name in set(inputs) - set(feeds) - {t.name for t in graph.initializer}:
-        dims = [d.dim_value or batch for d in inputs[name].type.tensor_type.shape.dim]
-        feeds[name] = np.zeros(dims, dtype=lstm.dtype)
-    try:
-        session = onnxruntime.InferenceSession(
-            proto.SerializeToString(), providers=["CPUExecutionProvider"]
-        )
-        expected = session.run(None, feeds)[0]
-    except Exception as err:  # onnxruntime raises its own exception types
-        raise ValueError(
-            f"ONNX graph: fails in onnxruntime on a probe input of shape {x.shape} "
-            f"(the glue between its LSTM nodes is not a plain stack?): {err}"
-        ) from None
-    ours, _ = model(x, lengths=lengths)
-    if graph.output[0].name == last_y:  # the bare node's Y (T, D, B, H), not our (…, D·H)
-        steps_first = ours.transpose(1, 0, 2) if lstm.batch_first else ours
-        ours = steps_first.reshape(steps, batch, lstm.num_directions, -1).transpose(0, 2, 1, 3)
-    tolerance = TOLERANCE[lstm.dtype]
-    if ours.shape != expected.shape or not np.allclose(ours, expected, tolerance, tolerance):
-        error = np.abs(ours - expected).max() if ours.shape == expected.shape else "shape"
-        raise ValueError(
-            f"ONNX graph: the imported {model!r} does not compute what the graph computes "
-            f"(onnxruntime on a probe input, output {expected.shape}, max error {error}); "
-            f"the glue between its LSTM nodes is not the plain stack this importer understands"
-        )
+
+def _output_roles(walk: Walk, has_head: bool) -> list[Role]:
+    """What each graph output is in our model's terms, traced through the graph: "output" (the
+    last node's Y, or the head on it), "h_n"/"c_n" with the layers whose Y_h/Y_c it holds."""
+    last = len(walk.lstm_nodes) - 1
+    roles = []
+    for value in walk.graph.output:
+        sources = walk.sources(value.name)
+        if ("head", -1) in sources or (not has_head and ("Y", last) in sources):
+            roles.append(Role(value.name, "output", ()))
+        elif sources and all(role == "Y_h" for role, _ in sources):
+            roles.append(Role(value.name, "h_n", tuple(k for _, k in sources)))
+        elif sources and all(role == "Y_c" for role, _ in sources):
+            roles.append(Role(value.name, "c_n", tuple(k for _, k in sources)))
+        else:
+            raise unsupported(
+                f"graph output {value.name!r}: computed from",
+                sources,
+                "the last node's Y (or the head on it), the nodes' Y_h, or their Y_c",
+            )
+    return roles
