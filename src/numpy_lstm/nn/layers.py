@@ -72,7 +72,7 @@ def parameter_shapes(
 class RecurrentBase(Module):
     """Shared by LSTMCell and LSTM: sizes, dtype, parameter registration, state validation."""
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool, dtype: Any) -> None:
+    def __init__(self, input_size: int, hidden_size: int, bias: bool, dtype: DTypeLike) -> None:
         super().__init__()
         self.input_size = check_int("input_size", input_size)
         self.hidden_size = check_int("hidden_size", hidden_size)
@@ -102,7 +102,7 @@ class RecurrentBase(Module):
     def _accumulate_weights(self, names: WeightNames, dweights: LSTMWeights) -> None:
         self._accumulate({name: getattr(dweights, field) for field, name in names.items()})
 
-    def _state(self, hx: Any, h_shape: tuple[int, ...], c_shape: tuple[int, ...]) -> State:
+    def _state(self, hx: object, h_shape: tuple[int, ...], c_shape: tuple[int, ...]) -> State:
         """Validate an optional (h0, c0) pair of the given shapes; None → zeros."""
         if hx is None:
             return np.zeros(h_shape, dtype=self.dtype), np.zeros(c_shape, dtype=self.dtype)
@@ -114,7 +114,7 @@ class RecurrentBase(Module):
         )
 
     def _grad_state(
-        self, d_state: Any, h_shape: tuple[int, ...], c_shape: tuple[int, ...]
+        self, d_state: object, h_shape: tuple[int, ...], c_shape: tuple[int, ...]
     ) -> OptionalState:
         """Validate an optional (dh, dc) pair; either part may be None."""
         if d_state is None:

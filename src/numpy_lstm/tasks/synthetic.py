@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from ..core.validation import check_int
 from ..inspect.trace import Trace
@@ -37,7 +38,7 @@ from ..train.task import (
 
 
 def adding_batch(
-    rng: np.random.Generator, batch_size: int, seq_len: int, dtype: Any = np.float32
+    rng: np.random.Generator, batch_size: int, seq_len: int, dtype: DTypeLike = np.float32
 ) -> tuple[np.ndarray, np.ndarray]:
     """x (T, B, 2) — channel 0 the values U(0, 1), channel 1 the marker (1 at one step in
     [0, T//2) and one in [T//2, T)) — and the target y (B, 1), the sum of the marked values."""
@@ -57,7 +58,7 @@ COPY_SYMBOLS, COPY_LENGTH = 8, 10  # symbols 1..8; 0 is the blank, 9 the delimit
 
 
 def copy_batch(
-    rng: np.random.Generator, batch_size: int, delay: int, dtype: Any = np.float32
+    rng: np.random.Generator, batch_size: int, delay: int, dtype: DTypeLike = np.float32
 ) -> tuple[np.ndarray, np.ndarray]:
     """x (T+20, B, 10) one-hot inputs and targets (T+20, B) in 0..8, for a delay T."""
     steps = delay + 2 * COPY_LENGTH
