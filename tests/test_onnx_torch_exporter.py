@@ -1,8 +1,8 @@
 """Graphs torch's own ONNX exporter writes for `nn.LSTM` import into models that compute what
-the torch module computes. torch 2.13's default (dynamo) exporter needs onnxscript, which is
-not installed here; `dynamo=False` selects the TorchScript exporter, which works offline —
-static shapes (initial zeros built with Expand) and dynamic axes (ConstantOfShape), h0/c0 as
-graph inputs (Slice per layer), batch_first (Transpose), a Linear head (MatMul, Add(bias, ·))."""
+the torch module computes. Here `dynamo=False`, the TorchScript exporter (the default, dynamo
+exporter's graphs: test_onnx_torch_dynamo_exporter.py) — static shapes (initial zeros built
+with Expand) and dynamic axes (ConstantOfShape), h0/c0 as graph inputs (Slice per layer),
+batch_first (Transpose), a Linear head (MatMul, Add(bias, ·))."""
 
 from __future__ import annotations
 

@@ -4,9 +4,13 @@ an LSTM output (Y, Y_h, Y_c, the head on Y), and which rows of a graph input an 
 A tensor computed from LSTM outputs is described by its kind ("Y", "Y_h", "Y_c", "head"), the
 layers it comes from (a Concat of the layers' Y_h lists them in order) and its axes, each a
 tuple of atoms merged row-major: T, B (symbolic), D, H, O (the head's width; known sizes).
-Identity, Transpose, Squeeze, Unsqueeze, Reshape (constant shapes of 0, −1 last, or sizes the
-known atoms fill exactly), Concat (of states, along their direction axis) and the head's MatMul
-and Add are interpreted; any other op on the way raises a ValueError naming it.
+Identity, Transpose, Squeeze, Unsqueeze, Reshape, Concat (of states, along their direction
+axis) and the head's MatMul and Add are interpreted; any other op on the way raises a ValueError
+naming it. A Reshape's target shape is a constant (dims of 0, −1 last, or sizes the known atoms
+fill exactly — T and B are known only where the graph declares x static) or is computed from
+the axes of an LSTM output by shape arithmetic (Shape, Slice, Concat, Mul, Reshape, Cast,
+Identity: what torch's dynamo exporter writes for a dynamic batch): each computed dim is then a
+product of atoms, which must be the next atoms of the input in order.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import onnx
 from .graph import Walk
 
 Axes = tuple[tuple[str, ...], ...]
+Dim = int | tuple[str, ...]  # a dim of a shape value: a constant, or a product of atoms
+SHAPE_OPS = {"Shape", "Slice", "Concat", "Mul", "Reshape", "Cast", "Identity"}
 
 
 class Uninterpreted(ValueError):
@@ -116,35 +122,136 @@ class Arrangements:
             return [int(v) for v in value.ravel()]
         return [int(v) for v in _attribute(node, attribute, [])]
 
+    def shape_value(self, name: str, where: str) -> list[Dim]:
+        """The value of a 1-D int tensor computed by shape arithmetic from constants and the
+        Shape of LSTM outputs: each element a constant or a product of atoms."""
+        if name in self.walk.constants:
+            array = self.walk.constants[name]
+            if array.ndim != 1 or array.dtype.kind not in "iu":
+                raise ValueError(f"{where}: shape {name!r} is not a 1-D int constant")
+            return [int(v) for v in array]
+        node = self.walk.producers.get(name)
+        if node is None or node.op_type not in SHAPE_OPS:
+            op = "a graph input" if node is None else f"a {node.op_type} node"
+            raise ValueError(
+                f"{where}: shape {name!r} is made by {op}, not by shape arithmetic the importer "
+                f"interprets ({sorted(SHAPE_OPS)}) on constants and LSTM outputs"
+            )
+        at = f"{node.op_type} node {node.name!r} (making {name!r})"
+        if node.op_type == "Shape":
+            shaped = self.of(node.input[0]).axes
+            start, end = _attribute(node, "start", 0), _attribute(node, "end", len(shaped))
+            return [self._dim(axis) for axis in shaped[start:end]]
+        if node.op_type in ("Identity", "Cast"):
+            if node.op_type == "Cast" and _attribute(node, "to", 0) != onnx.TensorProto.INT64:
+                raise ValueError(f"{at}: a Cast of a shape to another type than int64")
+            return self.shape_value(node.input[0], where)
+        if node.op_type == "Concat":
+            return [d for part in node.input for d in self.shape_value(part, where)]
+        value = self.shape_value(node.input[0], where)
+        if node.op_type == "Reshape":  # of a shape vector: only to itself, 1-D
+            target = self.shape_value(node.input[1], where)
+            if target not in ([-1], [len(value)]):
+                raise ValueError(f"{at}: reshapes a shape vector to {target}")
+            return value
+        if node.op_type == "Slice":
+            bounds = [self.walk.constants.get(n) if n else None for n in list(node.input)[1:5]]
+            bounds += [None] * (4 - len(bounds))
+            starts, ends, along, steps = (None if b is None else b.ravel().tolist() for b in bounds)
+            if (
+                starts is None
+                or ends is None
+                or len(starts) != 1
+                or (along or [0]) not in ([0], [-1])
+                or (steps or [1]) != [1]
+            ):
+                raise ValueError(f"{at}: not a constant slice (step 1) of a shape vector")
+            return value[int(starts[0]) : int(ends[0])]  # ONNX clamps as Python does, step 1
+        other = self.shape_value(node.input[1], where)  # Mul, elementwise (broadcasting one)
+        if len(value) != len(other) and 1 not in (len(value), len(other)):
+            raise ValueError(f"{at}: multiplies shapes of lengths {len(value)}, {len(other)}")
+        count = max(len(value), len(other))
+        value, other = value * (count // len(value)), other * (count // len(other))
+        return [self._product(a, b, at) for a, b in zip(value, other, strict=True)]
+
+    def _dim(self, axis: tuple[str, ...]) -> Dim:
+        """An axis as a dim: its size where known, else its atoms of size other than 1."""
+        size = self.size(axis)
+        return size if size is not None else tuple(a for a in axis if self.sizes.get(a) != 1)
+
+    def _product(self, a: Dim, b: Dim, where: str) -> Dim:
+        if isinstance(a, int) and isinstance(b, int):
+            return a * b
+        if a == 1 or b == 1:
+            return b if a == 1 else a
+        if isinstance(a, int) or isinstance(b, int):
+            raise ValueError(f"{where}: multiplies symbolic dims {a} by a constant {b}")
+        return (*a, *b)
+
     def _reshape(self, node: onnx.NodeProto, axes: Axes, where: str) -> Axes:
-        if _attribute(node, "allowzero", 0):
-            raise ValueError(f"{where}: allowzero=1")
-        shape = self._ints(node, 1, "shape", where)
+        """Each dim of the target shape merges the next atoms of the input in order: dims
+        before a −1 from the front, dims after it from the back, the −1 what lies between."""
+        if len(node.input) < 2 or not node.input[1]:
+            raise ValueError(f"{where}: no shape")
+        shape = self.shape_value(node.input[1], where)
+        if _attribute(node, "allowzero", 0) and 0 in shape:  # 0 then means an empty axis
+            raise ValueError(f"{where}: allowzero=1 with a 0 in shape {shape}")
+        if shape.count(-1) > 1:
+            raise ValueError(f"{where}: shape {shape} has more than one -1")
         atoms = [a for axis in axes for a in axis]
         boundaries = np.cumsum([0, *(len(axis) for axis in axes)]).tolist()
+        split = shape.index(-1) if -1 in shape else len(shape)
         out: list[tuple[str, ...]] = []
         used = 0
-        for i, dim in enumerate(shape):
-            if dim == 0 and i < len(axes) and used == boundaries[i]:
+        for i, dim in enumerate(shape[:split]):
+            if dim == 0 and i < len(axes) and used == boundaries[i]:  # 0: the input's dim i
                 out.append(axes[i])
                 used += len(axes[i])
-            elif dim == -1 and i == len(shape) - 1:
-                out.append(tuple(atoms[used:]) or ("1",))
-                used = len(atoms)
-            elif dim > 0:
-                take = used
-                while take < len(atoms) and self.size(tuple(atoms[used:take])) != dim:
-                    take += 1
-                merged = tuple(atoms[used:take])
-                if self.size(merged) != dim:
-                    raise ValueError(f"{where}: dim {dim} of shape {shape} from axes {axes}")
-                out.append(merged or ("1",))
-                used = take
-            else:
-                raise ValueError(f"{where}: shape {shape} from axes {axes}")
-        if used != len(atoms) and self.size(tuple(atoms[used:])) != 1:
-            raise ValueError(f"{where}: shape {shape} leaves axes {atoms[used:]} of {axes}")
-        return tuple(out)
+                continue
+            take = self._match(atoms, used, dim, f"{where}: dim {dim} of shape {shape}", axes)
+            out.append(tuple(atoms[used:take]) or ("1",))
+            used = take
+        tail: list[tuple[str, ...]] = []
+        reverse, end = atoms[::-1], len(atoms)
+        for dim in reversed(shape[split + 1 :]):
+            start = len(atoms) - end
+            take = self._match(reverse, start, dim, f"{where}: dim {dim} of shape {shape}", axes)
+            tail.insert(0, tuple(reversed(reverse[start:take])) or ("1",))
+            end = len(atoms) - take
+        if end < used:
+            raise ValueError(f"{where}: shape {shape} from axes {axes}")
+        if -1 in shape:
+            out.append(tuple(atoms[used:end]) or ("1",))
+        elif self.size(tuple(atoms[used:end])) != 1:
+            raise ValueError(f"{where}: shape {shape} leaves axes {atoms[used:end]} of {axes}")
+        return (*out, *tail)
+
+    def _match(self, atoms: list[str], used: int, dim: Dim, where: str, axes: Axes) -> int:
+        """The end of the run of atoms from `used` that make `dim`: a computed dim exactly
+        its atoms (sizes of 1 aside), a constant one atoms of known sizes with that product."""
+        take = used
+        if isinstance(dim, tuple):
+            want, found = sorted(dim), list[str]()
+            while take < len(atoms) and sorted(found) != want:
+                if self.sizes.get(atoms[take]) != 1:
+                    found.append(atoms[take])
+                take += 1
+            if sorted(found) != want:
+                raise ValueError(f"{where} from axes {axes}")
+            return take
+        if dim < 1:
+            raise ValueError(f"{where} from axes {axes}")
+        while take < len(atoms) and self.size(tuple(atoms[used:take])) != dim:
+            take += 1
+        if self.size(tuple(atoms[used:take])) != dim:
+            symbolic = sorted({a for a in atoms if a not in self.sizes})
+            hint = (
+                f" (a fixed size where {'/'.join(symbolic)} is not static in the graph's "
+                f"input: the exporter specialised it; export with static shapes, or with those "
+                f"dims dynamic throughout)"
+            )
+            raise ValueError(f"{where} from axes {axes}" + (hint if symbolic else ""))
+        return take
 
     def _concat(self, node: onnx.NodeProto, where: str) -> Arranged:
         parts = [self.of(name) for name in node.input]

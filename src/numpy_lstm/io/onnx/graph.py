@@ -24,6 +24,7 @@ ZERO_PRESERVING = {
     "Expand", "Tile", "Reshape", "Unsqueeze", "Squeeze", "Identity", "Cast", "Transpose",
     "Slice", "Gather", "Split", "Flatten",
 }  # fmt: skip
+SHAPE_ARITHMETIC = {"Shape", "Slice", "Concat", "Mul", "Reshape", "Cast", "Identity", "Gather"}
 MAX_PROBE_ELEMENTS = 2**22  # the largest shape-constant a glue op may declare (see check_sizes)
 
 
@@ -139,6 +140,18 @@ class Walk:
                 return None
             reached |= more
         return reached
+
+    def is_shape_arithmetic(self, name: str) -> bool:
+        """Whether `name` is computed only from constants and Shape outputs (the value of a
+        Shape depends on its input's dims only), through the ops of shape arithmetic."""
+        if name in self.constants:
+            return True
+        node = self.producers.get(name)
+        if node is None or node.op_type not in SHAPE_ARITHMETIC:
+            return False
+        return node.op_type == "Shape" or all(
+            self.is_shape_arithmetic(source) for source in node.input if source
+        )
 
     def is_zeros(self, name: str) -> bool:
         """Whether `name` is all zeros whatever the graph's inputs are: a zero constant, a

@@ -4,8 +4,9 @@ when a MatMul (+ Add) head follows), weights read from the initializers.
 What is accepted: a chain of ONNX `LSTM` nodes that share their attributes (one numpy-lstm
 LSTM has one set of options), fed by the graph input x (or by its Transpose, for batch-major
 input; `layout=1` nodes take x batch-major themselves), glue ops from :data:`GLUE_OPS`, and at
-most one MatMul (+ Add, either operand order) head — what our exporter and torch's
-(`torch.onnx.export(..., dynamo=False)`, static or dynamic shapes) write. The glue is
+most one MatMul (+ Add, either operand order) head — what our exporter and torch's (both
+`torch.onnx.export(..., dynamo=False)` and the default dynamo exporter, static or dynamic
+shapes) write. The glue is
 interpreted, not trusted (:mod:`.arrange`): each later node's X must be the Y below as
 (T, B, D·H) (Transpose, Reshape, Squeeze, …), each initial state the node's rows of h0/c0 (Slice,
 Split), each graph output one of the model's outputs as the model (or a bare ONNX node)
@@ -57,6 +58,7 @@ LSTM_ATTRIBUTES = {
 GLUE_OPS = {
     "Transpose", "Reshape", "Squeeze", "Unsqueeze", "Concat", "Identity", "Shape", "Gather",
     "Cast", "Range", "Less", "Where", "ConstantOfShape", "Split", "Slice", "Constant", "Expand",
+    "Mul",  # of shapes only (checked): torch's dynamo exporter computes D·H for a dynamic batch
 }  # fmt: skip
 HINTED_OPTIONS = ("mask_output", "dropout", "recurrent_dropout")  # not visible in a graph
 # Errors a malformed graph can raise deep inside a walk (a missing input, an attribute of the
@@ -118,6 +120,7 @@ def _import(proto: onnx.ModelProto, verify: bool) -> LSTM | SequenceModel | Reve
     if not nodes:
         raise ValueError("ONNX graph: no LSTM node")
     constants = read_constants(graph)
+    _check_muls(graph, constants, nodes)
     options = [_node_options(node) for node in nodes]
     for k, other in enumerate(options[1:], 1):
         if other != options[0]:
@@ -167,6 +170,11 @@ def _import(proto: onnx.ModelProto, verify: bool) -> LSTM | SequenceModel | Reve
     head = _head(walk, lstm)
     roles = _output_roles(walk, head is not None)
     sizes = {"D": D, "H": lstm.hidden_size, "1": 1}
+    # Where the graph declares x's T or B static it runs at that size only, so constant shapes
+    # that hold it (torch's dynamo exporter writes Reshape [T, B, D·H]) are exact.
+    dims = static_dims(graph, x_name)
+    steps, batch = (dims[1], dims[0]) if batch_first else (dims[0], dims[1])
+    sizes |= {k: v for k, v in (("T", steps), ("B", batch)) if v}
     if head is not None:
         sizes["O"] = head.out_features
     arrangements = Arrangements(walk, sizes, layout, _head_names(walk))
@@ -184,6 +192,20 @@ def _import(proto: onnx.ModelProto, verify: bool) -> LSTM | SequenceModel | Reve
     if verify:
         verify_graph(proto, model, Probe(x_name, lengths_name, state_names, roles, layout))
     return model
+
+
+def _check_muls(
+    graph: onnx.GraphProto, constants: dict[str, np.ndarray], nodes: list[onnx.NodeProto]
+) -> None:
+    """Mul is accepted as shape arithmetic only (a product of dims), never on tensor values."""
+    walk = Walk(graph, constants, nodes)
+    for node in graph.node:
+        if node.op_type == "Mul" and not walk.is_shape_arithmetic(node.output[0]):
+            raise unsupported(
+                f"Mul node {node.name!r}: operands",
+                list(node.input),
+                "shape arithmetic only (products of Shape outputs and constants)",
+            )
 
 
 def _node_options(node: onnx.NodeProto) -> dict[str, Any]:
