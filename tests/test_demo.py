@@ -38,6 +38,7 @@ def test_demo_writes_the_whole_report(tmp_path: Path) -> None:
     assert f"Report written to {folder.resolve()}/" in printed
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["steps"] == DemoSettings(**TINY).steps == result["step"]
+    assert summary["training"][-1]["step"] == result["step"]  # the training curve, for the figure
     narration = (folder / "narration.txt").read_text()
     for feature in ("inside quotes", "inside brackets", "position in line", "after newline"):
         assert f"“{feature}”" in narration

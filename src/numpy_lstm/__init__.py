@@ -9,6 +9,7 @@ from .inspect.trace import Trace, trace
 from .nn.layers import Embedding, Linear, LSTMCell
 from .nn.lstm import LSTM
 from .nn.module import Module
+from .nn.rnn import RNN
 
 __version__ = "0.1.0"
 
@@ -16,6 +17,7 @@ __all__ = [
     "GATES",
     "GATE_ROLES",
     "LSTM",
+    "RNN",
     "Embedding",
     "LSTMCell",
     "LSTMWeights",

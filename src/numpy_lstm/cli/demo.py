@@ -1,10 +1,11 @@
 """`numpy-lstm demo`, the main job: train a character language model on Python's own
 documentation for a few minutes, watch its samples improve, then look inside.
 
-It writes a report folder — the gate explorer (one offline HTML file), PNG figures (gate
-heatmaps of the units that track quotes, brackets, line position and newlines; gate saturation;
-memory spans; the gradient reaching back through time; the validation curve), a narration of a
-passage in the gate vocabulary, and the trained checkpoint — and prints where it is.
+It writes a report folder — the gate explorer (one offline HTML file), PNG figures (what the
+units that track quotes, brackets, line position and newlines do, character by character; gate
+saturation; memory spans; how far back the last character's error reaches; the training and
+validation curves), a narration of a passage in the gate vocabulary, and the trained checkpoint —
+and prints where it is.
 
 Deterministic for a given seed: the number of steps is fixed by `--minutes` through a rate
 calibrated on a 2-core machine (not by the clock), with the clock only as a safety cap.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -61,8 +63,15 @@ def passage_trace(task: CharLMTask, text: str, last_only: bool = False) -> tuple
     return tr, loss / np.log(2)
 
 
-def write_report(task: CharLMTask, trainer: Trainer, settings: DemoSettings, say: Any) -> Path:
-    """Explorer, figures, narration and summary into `settings.out`; returns the folder."""
+def write_report(
+    task: CharLMTask,
+    trainer: Trainer,
+    settings: DemoSettings,
+    say: Any,
+    training_losses: Sequence[dict[str, float]] = (),
+) -> Path:
+    """Explorer, figures, narration and summary into `settings.out`; returns the folder.
+    `training_losses`: the training loss as logged ({"step", "loss", "bpc"}), for the curves."""
     from ..inspect import explorer, features, figures
 
     out = Path(settings.out)
@@ -79,16 +88,23 @@ def write_report(task: CharLMTask, trainer: Trainer, settings: DemoSettings, say
         highlights=highlights,
         title="numpy-lstm demo: a char-LM reading Python's docs",
     )
-    units = sorted(set(highlights.values()))
+    names = figures.unit_names(ranked)  # unit → "inside quotes, r = +0.62"
     window = passage[:120]
     short, _ = passage_trace(task, window)
-    figures.gate_heatmaps(short, out / "gates.png", list(window[:-1]), units=units)
-    figures.saturation_scatter(tr, out / "saturation.png")
-    figures.memory_span_histogram(tr, out / "memory_span.png")
+    figures.unit_rows(short, out / "gates.png", list(window[:-1]), names)
+    figures.saturation_scatter(tr, out / "saturation.png", names=names)
+    figures.memory_span_histogram(tr, out / "memory_span.png", names=names)
     reach, _ = passage_trace(task, passage[:400], last_only=True)
-    figures.gradient_through_time(reach, out / "gradient_through_time.png")
+    figures.gradient_through_time(
+        reach, out / "gradient_through_time.png", loss="the last character's loss"
+    )
     figures.training_curves(
-        trainer.history, out / "training.png", baseline=task.baseline()["bpc"], metric="bpc"
+        trainer.history,
+        out / "training.png",
+        training=training_losses,
+        baseline=task.baseline()["bpc"],
+        baseline_label="unigram baseline",
+        metric="bpc",
     )
     lines = [f"Passage bits per character: {bpc:.3f}", ""]
     narrated: set[int] = set()
@@ -102,6 +118,7 @@ def write_report(task: CharLMTask, trainer: Trainer, settings: DemoSettings, say
     summary = {
         "steps": trainer.step,
         "history": trainer.history,
+        "training": list(training_losses),
         "units": ranked,
         "passage_bpc": bpc,
         "baseline_bpc": task.baseline()["bpc"],
@@ -139,7 +156,12 @@ def run(settings: DemoSettings, out: TextIO = sys.stdout) -> dict[str, Any]:
     )
     say(f"unigram baseline: {task.baseline()['bpc']:.2f} bits per character")
 
+    training_losses: list[dict[str, float]] = []  # the trainer's history has evaluations only
+
     def show_sample(trainer: Trainer, event: str, metrics: dict[str, float]) -> None:
+        if event == "log":
+            loss = metrics["loss"]
+            training_losses.append({"step": trainer.step, "loss": loss, "bpc": loss / np.log(2)})
         if event == "eval":
             text = task.sample("\n", settings.sample_chars, temperature=0.7, seed=settings.seed)
             say(f"— sample at step {trainer.step} ({metrics['bpc']:.2f} bpc) —\n{text}\n")
@@ -163,7 +185,7 @@ def run(settings: DemoSettings, out: TextIO = sys.stdout) -> dict[str, Any]:
         f"trained {result['step']} steps in {time.perf_counter() - started:.0f} s; "
         f"validation {result['last']['bpc']:.3f} bits per character"
     )
-    folder = write_report(task, trainer, settings, say)
+    folder = write_report(task, trainer, settings, say, training_losses)
     say("")
     say(f"Report written to {folder.resolve()}/")
     for name in (

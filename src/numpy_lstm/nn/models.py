@@ -13,6 +13,7 @@ from numpy.typing import ArrayLike
 from .layers import GradStateLike, Linear, State, StateLike
 from .lstm import LSTM
 from .module import Module
+from .rnn import RNN
 
 
 class SequenceModel(Module):
@@ -92,34 +93,70 @@ class SequenceModel(Module):
 
 
 class SequenceToOne(Module):
-    """LSTM → its final hidden state (each sequence's last valid step; both directions
-    concatenated when bidirectional) → Linear. For many-to-one regression and classification.
+    """A recurrent layer → its final hidden state (each sequence's last valid step; both
+    directions concatenated when bidirectional) → Linear. For many-to-one regression and
+    classification.
 
-    `y = model(x, lengths=None, mask=None)`: x (T, B, I) → y (B, out); `model.backward(dy)`.
+    The recurrent layer is an :class:`~numpy_lstm.LSTM` (kept as `model.lstm`, parameters
+    `lstm.*`) or a plain :class:`~numpy_lstm.RNN` (kept as `model.rnn`, parameters `rnn.*`;
+    no lengths or mask). `model.recurrent` is whichever it is.
+
+    `y = model(x, lengths=None, mask=None)`: x (T, B, I) → y (B, out); `model.backward(dy)`
+    → dx, (dh0, dc0) for an LSTM, dx, dh0 for an RNN.
     """
 
-    def __init__(self, lstm: LSTM, head: Linear) -> None:
+    def __init__(self, recurrent: LSTM | RNN, head: Linear) -> None:
         super().__init__()
-        width = lstm.num_directions * lstm.output_size
-        if head.in_features != width:
-            raise ValueError(f"head: expected in_features {width}, got {head.in_features}")
-        self.lstm = lstm
+        if not isinstance(recurrent, (LSTM, RNN)):
+            raise TypeError(
+                f"recurrent: expected a numpy_lstm.LSTM or RNN, got {type(recurrent).__name__}"
+            )
+        D, H_out = _directions_and_width(recurrent)
+        if head.in_features != D * H_out:
+            raise ValueError(f"head: expected in_features {D * H_out}, got {head.in_features}")
+        # The child's name is the parameters' prefix: `lstm.*` as saved checkpoints have it.
+        if isinstance(recurrent, LSTM):
+            self.lstm = recurrent
+        else:
+            self.rnn = recurrent
         self.head = head
+
+    @property
+    def recurrent(self) -> LSTM | RNN:
+        """The recurrent layer, LSTM or RNN."""
+        layer: LSTM | RNN = self._children["lstm" if "lstm" in self._children else "rnn"]
+        return layer
 
     def forward(
         self, x: ArrayLike, *, lengths: ArrayLike | None = None, mask: ArrayLike | None = None
     ) -> np.ndarray:
-        _, (h_n, _) = self.lstm(x, lengths=lengths, mask=mask)
+        recurrent = self.recurrent
+        if isinstance(recurrent, LSTM):
+            _, (h_n, _) = recurrent(x, lengths=lengths, mask=mask)
+        elif lengths is not None or mask is not None:
+            raise ValueError("lengths, mask: the plain RNN model takes neither (full sequences)")
+        else:
+            _, h_n = recurrent(x)
         self._h_n_shape = h_n.shape
-        D = self.lstm.num_directions
+        D, _ = _directions_and_width(recurrent)
         last_layer = h_n[-D:]  # (D, B, H_out): forward, then reverse
         return self.head(np.concatenate(list(last_layer), axis=-1))
 
-    def backward(self, dy: ArrayLike) -> tuple[np.ndarray, State]:
-        """dy (B, out) → dx, (dh0, dc0) like :meth:`LSTM.backward`."""
+    def backward(self, dy: ArrayLike) -> tuple[np.ndarray, State | np.ndarray]:
+        """dy (B, out) → dx, (dh0, dc0) like :meth:`LSTM.backward` (dx, dh0 for an RNN)."""
         d_last = self.head.backward(dy)
-        D, H_out = self.lstm.num_directions, self.lstm.output_size
-        dh_n = np.zeros(self._h_n_shape, dtype=self.lstm.dtype)
+        recurrent = self.recurrent
+        D, H_out = _directions_and_width(recurrent)
+        dh_n = np.zeros(self._h_n_shape, dtype=recurrent.dtype)
         for d in range(D):
             dh_n[-D + d] = d_last[..., d * H_out : (d + 1) * H_out]
-        return self.lstm.backward(None, (dh_n, None))
+        if isinstance(recurrent, LSTM):
+            return recurrent.backward(None, (dh_n, None))
+        return recurrent.backward(None, dh_n)
+
+
+def _directions_and_width(recurrent: LSTM | RNN) -> tuple[int, int]:
+    """(number of directions, width of each direction's h)."""
+    if isinstance(recurrent, LSTM):
+        return recurrent.num_directions, recurrent.output_size
+    return 1, recurrent.hidden_size

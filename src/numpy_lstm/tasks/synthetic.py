@@ -25,6 +25,7 @@ from ..nn.layers import Linear
 from ..nn.lstm import LSTM
 from ..nn.models import SequenceModel, SequenceToOne
 from ..nn.module import Module
+from ..nn.rnn import RNN
 from ..train.losses import cross_entropy, mse_loss
 from ..train.task import (
     Task,
@@ -71,6 +72,16 @@ def copy_batch(
     return np.eye(COPY_SYMBOLS + 2, dtype=dtype)[inputs], targets
 
 
+CELLS = ("lstm", "rnn")
+
+
+def cell_kind(name: str, value: Any) -> str:
+    """The recurrent layer of a model: "lstm" or "rnn" (the plain tanh RNN)."""
+    if value not in CELLS:
+        raise ValueError(f"{name}: expected one of {CELLS}, got {value!r}")
+    return str(value)
+
+
 def two_or_more(name: str, value: Any) -> int:
     """An adding sequence has two halves with a mark in each: T ≥ 2."""
     return check_int(name, value, minimum=2)
@@ -79,11 +90,12 @@ def two_or_more(name: str, value: Any) -> int:
 @dataclass(frozen=True)
 class AddingOptions(TaskOptions):
     T: int = option(200, "steps per sequence (one mark in each half), at least 2", two_or_more)
-    hidden_size: int = option(64, "LSTM hidden units", positive_int)
+    hidden_size: int = option(64, "hidden units of the recurrent layer", positive_int)
     batch_size: int = option(64, "sequences per training step, drawn fresh", positive_int)
     eval_size: int = option(1000, "held-out sequences for evaluation", positive_int)
     seed: int = option(0, "seed of the weights, the data and the held-out set", non_negative_int)
     dtype: str = option("float32", "float32 or float64", float_dtype)
+    cell: str = option("lstm", "recurrent layer: lstm, or rnn (a plain tanh RNN)", cell_kind)
 
 
 @dataclass(frozen=True)
@@ -140,10 +152,12 @@ class GeneratedTask(Task):
 
 
 class AddingTask(GeneratedTask):
-    """Regress the sum of the two marked values from the LSTM's final state (MSE)."""
+    """Regress the sum of the two marked values from the final state (MSE) of an LSTM, or with
+    `cell="rnn"` of a plain tanh RNN (which fails at long T: the classic contrast)."""
 
     name = "adding"
     Options = AddingOptions
+    options: AddingOptions
     model: SequenceToOne
 
     @takes_options(AddingOptions)
@@ -152,10 +166,12 @@ class AddingTask(GeneratedTask):
 
     def build_model(self, rng: np.random.Generator) -> SequenceToOne:
         hidden_size = self.options.hidden_size
-        return SequenceToOne(
-            LSTM(2, hidden_size, dtype=self.dtype, rng=rng, forget_bias=1.0),
-            Linear(hidden_size, 1, dtype=self.dtype, rng=rng),
-        )
+        recurrent: LSTM | RNN
+        if self.options.cell == "rnn":
+            recurrent = RNN(2, hidden_size, dtype=self.dtype, rng=rng)
+        else:
+            recurrent = LSTM(2, hidden_size, dtype=self.dtype, rng=rng, forget_bias=1.0)
+        return SequenceToOne(recurrent, Linear(hidden_size, 1, dtype=self.dtype, rng=rng))
 
     def batch(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
         return adding_batch(rng, size, self.T, self.dtype)

@@ -359,7 +359,8 @@ def _check_data_digest(meta: dict[str, Any], task: Task) -> None:
 def check_declared_sizes(config: dict[str, Any], model: dict[str, np.ndarray]) -> None:
     """Refuse, before the task allocates its model, a config whose sizes need far more
     parameters than the checkpoint holds: L stacked LSTM layers of H units have at least
-    4·L·H² weights, and every embedding or hidden width is at most the parameter count."""
+    4·L·H² weights (L·H² for a plain RNN, `cell="rnn"`), and every embedding or hidden width is
+    at most the parameter count."""
     present = sum(int(array.size) for array in model.values())
     sizes = {k: v for k, v in config.items() if k in ("hidden_size", "embedding_dim", "num_layers")}
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in sizes.values()):
@@ -368,8 +369,9 @@ def check_declared_sizes(config: dict[str, Any], model: dict[str, np.ndarray]) -
         if value > present:
             raise ValueError(f"{key}: {value} is more than the {present:,} parameters present")
     hidden, layers = sizes.get("hidden_size", 0), sizes.get("num_layers", 1)
-    if 4 * layers * hidden * hidden > present:
+    blocks = 1 if config.get("cell") == "rnn" else 4  # an LSTM's W_hh has four gate blocks
+    if blocks * layers * hidden * hidden > present:
         raise ValueError(
             f"hidden_size: {layers} layer(s) of {hidden} units need at least "
-            f"{4 * layers * hidden * hidden:,} parameters; the checkpoint holds {present:,}"
+            f"{blocks * layers * hidden * hidden:,} parameters; the checkpoint holds {present:,}"
         )
