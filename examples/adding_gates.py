@@ -3,8 +3,8 @@
     python examples/adding_gates.py            # writes docs/adding_gates.png
 
 Finds, from the trace alone, the unit whose Filter opens only at the two marked steps and
-whose Eraser keeps the memory in between, and plots all four gates of the top units for one
-test sequence.
+whose forget gate keeps the memory in between (the Eraser wipes almost nothing, 1 − f ≈ 0),
+and plots all four gates of the top units for one test sequence.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def main(out: Path = OUT) -> None:
     for unit in ranked:
         print(
             f"unit {unit}: Filter {evidence['filter_ratio'][unit]:.1f}× higher at the marks, "
-            f"Eraser {evidence['eraser_between'][unit]:.3f} between them"
+            f"forget gate f (kept) {evidence['eraser_between'][unit]:.3f} between them"
         )
     one = task.eval_x[:, :1]
     tokens = ["●" if mark else "·" for mark in one[:, 0, 1] > 0.5]

@@ -129,7 +129,6 @@ FILE_ERRORS = [
     ("explore {lm} --text-file {missing}", "{missing}"),
     ("explore {lm} --text-file {folder}", "{folder}"),
     ("explore {lm} --text-file {binary}", "{binary}"),
-    ("explore {lm} --text €", "text"),
     ("explore {lm} --text the --layer 3", "layer"),
     ("explore {lm} --text the --out {unwritable}/page.html", "--out"),
     ("explore {lm} --text the --out {folder}", "--out"),

@@ -118,11 +118,11 @@ def test_cli_demo_prints_the_loss_and_the_gate_table(capsys: pytest.CaptureFixtu
     assert "baseline (predict 1)" in out
     assert "30 steps, seed 3" in out
     header = next(line for line in out.splitlines() if "i Filter" in line)
-    for column in ("value", "mark", "pred", "f Eraser", "g Writer", "o Presenter"):
+    for column in ("value", "mark", "pred", "f kept", "g Writer", "o Presenter"):
         assert column in header
     rows = [line for line in out.splitlines() if line.endswith("◀ marked")]
     assert len(rows) == 2  # one row per step, the two marked ones flagged
-    assert "Filter (i) averages" in out and "Eraser (f)" in out
+    assert "Filter (i) averages" in out and "Eraser (1 − f) averages" in out
 
 
 def test_cli_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -225,8 +225,13 @@ def assert_card_matches_trace(card: dict[str, str], tr: numpy_lstm.Trace, t: int
     shown = {key: float(card[key].split("→")[-1]) for key in "ifgoch"}
     for key, value in expected.items():  # two decimals: gates in percent, the rest hundredths
         assert abs(shown[key] - value) <= 0.005 + 1e-6, (key, shown[key], value)
+    # the Eraser's number is what it erases: 1 − f, beside the forget gate f (the share kept)
+    assert abs(float(card["erased"]) - (1 - expected["f"])) <= 0.005 + 1e-6
+    assert round(float(card["erased"]) + shown["f"], 2) == 1.0
     assert card["where"] == f"step {t} · unit {u}"
     assert card["narration"] == tr.explain(t, u)
+    wiped = f"the Eraser wiped {100 - round(100 * expected['f'])}% of the memory"
+    assert wiped in card["narration"]
 
 
 def test_hovering_a_character_shows_the_trace_numbers_and_narration(
@@ -385,3 +390,117 @@ def test_the_page_narrates_with_the_sentences_python_sends(
     assert expected[0].startswith("0@0: {kept} ") and expected[4] == "4 is padding"
     assert all_narrations(driver, 6, 3) == expected
     assert_no_console_errors(driver)
+
+
+# -- colour that shows the signal, and a phone --------------------------------------------------
+
+LINES = [
+    'def parse(text, depth=0):\n    """Read one "item" (or a list of them)."""',
+    '    words = [w for w in text.split(" ") if w]\n    return {"depth": depth, "words": words}',
+    "\n# a comment line that runs on for a while before it stops\nvalue = parse('a b c')",
+]
+PASSAGE = "\n".join(LINES * 8)
+
+
+def line_counter_trace(text: str, hidden: int = 32, planted: int = 11) -> numpy_lstm.Trace:
+    """A random LSTM over one-hot characters, with unit `planted` built to count the characters
+    of each line (i, g, o ≈ 1; f ≈ 1 except at a newline, where f ≈ 0): its memory reaches the
+    line's length, far beyond ±1 — on a tanh colour scale it would be one flat colour."""
+    vocab = Vocabulary.from_text(text)
+    rng = np.random.default_rng(7)
+    V, H = len(vocab), hidden
+    W_ih = rng.uniform(-1, 1, (4 * H, V))
+    W_hh = rng.uniform(-0.3, 0.3, (4 * H, H))
+    bias = rng.uniform(-0.5, 0.5, 4 * H)
+    rows = [k * H + planted for k in range(4)]
+    W_ih[rows], W_hh[rows], W_hh[:, planted] = 0.0, 0.0, 0.0
+    W_ih[H + planted, vocab.index["\n"]] = -30.0
+    bias[rows] = 10.0, 15.0, 10.0, 10.0
+    lstm = numpy_lstm.LSTM(V, H, dtype=np.float64)
+    state = {"weight_ih_l0": W_ih, "weight_hh_l0": W_hh, "bias_ih_l0": bias}
+    lstm.load_state_dict(state | {"bias_hh_l0": np.zeros(4 * H)})
+    x = np.eye(V)[vocab.encode(text)]  # (T, V)
+    return numpy_lstm.trace(lstm, x)
+
+
+def test_every_pick_shows_its_feature_in_colours_that_vary(driver: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    from numpy_lstm.inspect.features import colour_spread
+
+    tr = line_counter_trace(PASSAGE)
+    c = tr.layer().c[:, 0]
+    assert c[:, 11].max() > 40 and colour_spread(np.tanh(c[:, 11])) > 0.9  # tanh: flat
+    ranked = rank_units(tr, text_features(PASSAGE))
+    assert ranked["position in line"][0] == 11
+    open_page(driver, write_explorer(tmp_path / "picks.html", PASSAGE, tr, highlights=ranked))
+    palette = {
+        rgb(css): k for k, css in enumerate(driver.execute_script("return explorer.palette('c')"))
+    }
+    chips = driver.find_elements(By.CSS_SELECTOR, "#highlights .chip")
+    assert len(chips) == len(ranked) > 0
+    for chip, (name, (unit, r)) in zip(chips, ranked.items(), strict=True):
+        assert chip.text == f"{name} → unit {unit} · r = {'+' if r >= 0 else '−'}{abs(r):.2f}"
+        assert abs(r) >= 0.3
+        chip.click()
+        assert driver.execute_script("return explorer.state().unit") == unit
+        # the rendered colours, read back to their place on the scale: not one flat colour
+        shown = np.array([palette[rgb(colour)] for colour in text_colours(driver)]) / 255 * 2 - 1
+        assert colour_spread(shown) <= 0.8, (name, unit, colour_spread(shown))
+    # the legend states the scale of the unit on show: its own, not tanh's ±1
+    legend = driver.find_element(By.ID, "legend-high").text
+    scale = driver.execute_script("return JSON.parse(meta.textContent).scales.c")[unit]
+    assert legend.startswith("≥ +") and float(legend[3:]) == pytest.approx(scale, rel=5e-3)
+    assert_no_console_errors(driver)
+
+
+def tap(driver: Any, x: float, y: float) -> None:
+    """A finger's tap at viewport (x, y): touch start and end, as a phone sends them."""
+    point = [{"x": x, "y": y, "radiusX": 2, "radiusY": 2}]
+    driver.execute_cdp_cmd("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": point})
+    driver.execute_cdp_cmd("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
+def test_a_phone_sees_the_whole_width_and_can_tap(driver: Any, tmp_path: Path) -> None:
+    tr = line_counter_trace(PASSAGE)
+    path = write_explorer(
+        tmp_path / "phone.html", PASSAGE, tr, highlights=rank_units(tr, text_features(PASSAGE))
+    )
+    metrics = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+    driver.execute_cdp_cmd(
+        "Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 1}
+    )
+    try:
+        open_page(driver, path)
+        width, height, scroll_width, bar = driver.execute_script(
+            "return [innerWidth, innerHeight, document.scrollingElement.scrollWidth,"
+            " document.querySelector('.bar').getBoundingClientRect().height]"
+        )
+        assert (width, height) == (390, 844)
+        assert scroll_width <= width  # nothing lays out wider than the screen
+        assert bar <= height / 4, bar  # the sticky header leaves most of the screen to the text
+        # a tap on a character marks its step and shows its card
+        x, y = driver.execute_script(
+            "const r = document.querySelector('#text span[data-t=\"5\"]').getBoundingClientRect();"
+            "return [r.left + r.width / 2, r.top + r.height / 2]"
+        )
+        tap(driver, x, y)
+        assert driver.execute_script("return explorer.state().step") == 5
+        assert driver.execute_script("return document.getElementById('tip').hidden") is False
+        # a tap on a heatmap row picks that unit
+        unit = 3
+        x, y = driver.execute_script(
+            "const c = document.getElementById('heat'), bar = document.querySelector('.bar');"
+            "scrollBy(0, c.getBoundingClientRect().top - bar.offsetHeight - 40);"
+            "const r = c.getBoundingClientRect(); const rowH = Math.max(1, Math.min(10,"
+            f" Math.floor(160 / {tr.lstm.hidden_size}))); return [r.left + HEAT.gutter + 15,"
+            f" r.top + 36 + {unit} * rowH + rowH / 2]"
+        )
+        time.sleep(0.5)  # two quick taps would read as a double tap
+        tap(driver, x, y)
+        assert driver.execute_script("return explorer.state().unit") == unit
+        assert_no_console_errors(driver)
+    finally:
+        driver.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": False})
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})

@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 
 import numpy_lstm
-from numpy_lstm.inspect.features import best_units, correlations, rank_units, text_features
+from numpy_lstm.inspect.features import (
+    best_units,
+    colour_spread,
+    correlations,
+    displayed_values,
+    rank_units,
+    robust_scale,
+    text_features,
+)
 
 
 def test_inside_quotes_counts_the_opening_quote_in_and_the_closing_quote_out() -> None:
@@ -114,3 +122,46 @@ def test_rank_units_uses_only_the_valid_steps_of_the_chosen_sequence(
     assert rank_units(tr, {"f": feature}, batch=1)["f"][0] == expected
     with pytest.raises(ValueError, match="expected one length"):
         rank_units(tr, {"f": np.zeros(21)})
+
+
+def line_counter_lstm(H: int, planted: int, rng: np.random.Generator) -> numpy_lstm.LSTM:
+    """An LSTM over x_t = [character t is a newline] whose unit `planted` counts the characters
+    of the line: the Filter, Writer and Presenter always open (i, g, o ≈ 1), the Eraser keeps
+    (f ≈ 1) except at a newline (f ≈ 0), so c = 1, 2, 3… restarting at each line — a memory far
+    beyond ±1, whose tanh is one flat colour after the first few characters."""
+    W_ih = rng.uniform(-0.5, 0.5, (4 * H, 1))
+    W_hh = rng.uniform(-0.5, 0.5, (4 * H, H))
+    W_hh[:, planted] = 0.0
+    bias = rng.uniform(-0.5, 0.5, 4 * H)
+    i, f, g, o = (k * H + planted for k in range(4))
+    W_hh[[i, f, g, o]] = 0.0
+    W_ih[[i, f, g, o], 0] = 0.0, -30.0, 0.0, 0.0
+    bias[[i, f, g, o]] = 10.0, 15.0, 10.0, 10.0
+    lstm = numpy_lstm.LSTM(1, H, dtype=np.float64)
+    state = {"weight_ih_l0": W_ih, "weight_hh_l0": W_hh, "bias_ih_l0": bias}
+    lstm.load_state_dict(state | {"bias_hh_l0": np.zeros(4 * H)})
+    return lstm
+
+
+def test_colour_spread_is_the_densest_tenth_of_the_scale() -> None:
+    assert colour_spread(np.array([-1.0, -0.95, 0.0, 0.15, 0.2, 1.0])) == 0.5  # 0, .15, .2
+    assert colour_spread(np.ones(7)) == 1.0
+    assert colour_spread(np.linspace(-1, 1, 101)) == pytest.approx(11 / 101)
+
+
+def test_picks_track_the_feature_in_what_the_page_shows(rng: np.random.Generator) -> None:
+    lines = ["".join(rng.choice(list("ab c"), size=rng.integers(20, 60))) for _ in range(12)]
+    text = "\n".join(lines)
+    x = (np.array(list(text)) == "\n").astype(np.float64)[:, None]
+    tr = numpy_lstm.trace(line_counter_lstm(10, planted=6, rng=rng), x)
+    c = tr.layer().c[:, 0]
+    assert c[:, 6].max() > 40  # the raw memory: tanh(c) is flat, one colour nearly everywhere
+    assert colour_spread(np.tanh(c[:, 6])) > 0.9
+    ranked = rank_units(tr, text_features(text))
+    unit, r_line = ranked["position in line"]
+    assert unit == 6 and r_line > 0.9
+    shown = displayed_values(c, robust_scale(c))
+    for unit, r in ranked.values():  # every offered pick: |r| ≥ 0.3 and colours that vary
+        assert abs(r) >= 0.3 and colour_spread(shown[:, unit]) <= 0.8
+    # r is the correlation of the shown (scaled, clipped) memory, not of the raw one
+    assert correlations(shown, text_features(text)["position in line"])[6] == pytest.approx(r_line)

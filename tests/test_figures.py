@@ -51,13 +51,20 @@ def test_gate_heatmaps_show_each_gate_of_the_chosen_units(
     assert len(panels) == 4
     for k, ax in enumerate(panels):
         drawn = np.asarray(ax.images[0].get_array())  # (units, T)
-        np.testing.assert_array_equal(drawn, gates[:, k * H + np.array(units)].T)
+        block = gates[:, k * H + np.array(units)].T
+        # the Eraser's panel shows what it erases: 1 − f
+        np.testing.assert_array_equal(drawn, 1 - block if k == 1 else block)
+    assert panels[1].get_ylabel().startswith("Eraser (1 − f)")
     assert [t.get_text() for t in panels[-1].get_xticklabels()] == list("hello␣world!")
     bars = [ax for ax in figure.axes if not ax.images]  # a labelled colour bar for each panel
-    assert [ax.get_ylabel() for ax in bars] == ["open (1) / closed (0)"] * 2 + ["value"] + [
-        "open (1) / closed (0)"
+    assert [ax.get_ylabel() for ax in bars] == [
+        "open (1) / closed (0)",
+        "erased (1) / kept (0)",
+        "value",
+        "open (1) / closed (0)",
     ]
-    assert_is_a_picture(path, min_colours=200, coloured=0.08)  # the cells (cividis is muted)
+    # the cells (cividis is muted, greyest mid-scale, where this Eraser's 1 − f mostly lies)
+    assert_is_a_picture(path, min_colours=200, coloured=0.05)
 
 
 def texts_of(figure: Any) -> list[str]:
@@ -124,7 +131,8 @@ def test_saturation_scatter_places_each_unit_at_its_closed_and_open_shares(
             assert any(text.startswith(region) for text in texts), (region, texts)
         assert "4: inside quotes" in texts and "1: after newline" in texts
     titles = [ax.get_title() for ax in figure.axes]
-    assert titles[0].startswith("Filter") and titles[1].startswith("Eraser")
+    assert titles[0].startswith("Filter") and titles[1].startswith("forget gate f, the share kept")
+    assert "the Eraser wipes 1 − f" in titles[1]
     assert "Which gates act as switches" in texts_of(figure)
     assert_is_a_picture(path, min_colours=20, coloured=1e-3)  # dots and marked units
 

@@ -3,6 +3,7 @@ derivative of its forward (central finite differences in float64)."""
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,7 @@ def distinct_state(
 @pytest.mark.parametrize("case", CASES)
 def test_rnn_matches_torch_forward_and_all_gradients(dtype: type, case: tuple) -> None:
     T, B, I, H, L, nonlinearity, bias, batch_first, unbatched = case
-    rng = np.random.default_rng(hash(case) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(repr(case).encode()))  # not hash(): salted per run
     ours = numpy_lstm.RNN(
         I, H, L, nonlinearity=nonlinearity, bias=bias, batch_first=batch_first, dtype=dtype
     )
@@ -77,7 +78,14 @@ def test_rnn_matches_torch_forward_and_all_gradients(dtype: type, case: tuple) -
     for what, (mine, ref) in pairs.items():
         assert mine.dtype == dtype, f"{what}: dtype {mine.dtype}"
         assert ref is not None
-        np.testing.assert_allclose(mine, ref.detach().numpy(), **TOLERANCE[dtype], err_msg=what)
+        expected = ref.detach().numpy()
+        # A weight gradient sums T·B products: float32 rounding grows with the array's largest
+        # entries (up to ~20 here), so the absolute tolerance is taken relative to them.
+        scale = max(1.0, float(np.abs(expected).max()))
+        tolerance = TOLERANCE[dtype]
+        np.testing.assert_allclose(
+            mine, expected, rtol=tolerance["rtol"], atol=tolerance["atol"] * scale, err_msg=what
+        )
 
 
 def test_rnn_default_init_is_torch_uniform_bound() -> None:

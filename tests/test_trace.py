@@ -164,12 +164,17 @@ def test_written_and_erased_are_the_two_parts_of_torchs_memory_update(
 
 
 def test_explain_narrates_the_trace_numbers(rng: np.random.Generator) -> None:
-    lstm, _ = bidirectional(rng)
-    tr = numpy_lstm.trace(lstm, rng.standard_normal((T, B, I)), lengths=np.array([7, 3, 7]))
+    lstm, state = bidirectional(rng)
+    x = 2 * rng.standard_normal((T, B, I))
+    tr = numpy_lstm.trace(lstm, x, lengths=np.array([7, 3, 7]))
     text = tr.explain(step=4, unit=2, batch=0)
-    f, i, o = (tr.gate(n)[4, 0, 2] for n in "fio")
+    gates, _ = torch_gates(x, state, "", reverse=False)  # sequence 0 is full length
+    f = gates[4, 0, H + 2]  # torch's forget gate: the share of the memory kept
+    i, o = (tr.gate(n)[4, 0, 2] for n in "io")
     percents = [int(p) for p in re.findall(r"(\d+)%", text)]
-    assert percents == [round(100 * f), round(100 * i), round(100 * o)]
+    # the Eraser's number is what it erases, 1 − f; the Filter's and Presenter's are i and o
+    assert percents == [round(100 * (1 - f)), round(100 * i), round(100 * o)]
+    assert f"the Eraser wiped {round(100 * (1 - f))}% of the memory" in text
     assert "Eraser" in text and "Filter" in text and "Presenter" in text and "Writer" in text
     assert f"{tr.layer().c[4, 0, 2]:+.2f}" in text
     assert "padding" in tr.explain(step=5, unit=0, batch=1)

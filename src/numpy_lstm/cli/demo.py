@@ -4,11 +4,13 @@ documentation for a few minutes, watch its samples improve, then look inside.
 It writes a report folder — the gate explorer (one offline HTML file), PNG figures (what the
 units that track quotes, brackets, line position and newlines do, character by character; gate
 saturation; memory spans; how far back the last character's error reaches; the training and
-validation curves), a narration of a passage in the gate vocabulary, and the trained checkpoint —
-and prints where it is.
+validation curves), a narration in the gate vocabulary of what each unit found does where its
+feature begins and ends (the opening and the closing quote, the opening bracket, the newline),
+and the trained checkpoint — and prints the narration and where the report is.
 
-Deterministic for a given seed: the number of steps is fixed by `--minutes` through a rate
-calibrated on a 2-core machine (not by the clock), with the clock only as a safety cap.
+Deterministic for a given seed on one machine: the number of steps is fixed by `--minutes`
+through a rate calibrated on a 2-core machine (not by the clock), with the clock only as a safety
+cap. Another BLAS or thread count changes the last bits, and with them which unit numbers win.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from ..inspect.events import feature_events, first_of_each
 from ..inspect.trace import Trace, trace
 from ..nn.module import evaluating
 from ..tasks.charlm import CharLMTask
@@ -80,7 +83,8 @@ def write_report(
     passage = task.vocab.decode(task.val_streams[start : start + settings.passage_chars, 0])
     tr, bpc = passage_trace(task, passage)
     ranked = features.rank_units(tr, features.text_features(passage[:-1]))
-    highlights = {name: unit for name, (unit, _) in ranked.items()}
+    # the page's one-click picks, each with its r on the chip
+    highlights: dict[str, int | tuple[int, float]] = dict(ranked)
     explorer.write_explorer(
         out / "explorer.html",
         passage[:-1],
@@ -106,14 +110,10 @@ def write_report(
         baseline_label="unigram baseline",
         metric="bpc",
     )
-    lines = [f"Passage bits per character: {bpc:.3f}", ""]
-    narrated: set[int] = set()
-    for name, (unit, corr) in ranked.items():
-        lines.append(f"Unit {unit} tracks “{name}” (correlation {corr:+.2f} with its memory).")
-        if unit not in narrated:  # the same unit can track two features: narrate it once
-            narrated.add(unit)
-            for step in _interesting_steps(tr, unit, 3):
-                lines.append(f"  {_context(passage, step)}  {tr.explain(step, unit)}")
+    lines = [f"Passage bits per character: {bpc:.3f}"]
+    for name, (unit, corr) in ranked.items():  # a unit tracking two features is told twice
+        lines += ["", f"Unit {unit} tracks “{name}” (correlation {corr:+.2f} with its memory)."]
+        lines += narrate_events(tr, passage[:-1], name, unit)
     (out / "narration.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     summary = {
         "steps": trainer.step,
@@ -124,9 +124,24 @@ def write_report(
         "baseline_bpc": task.baseline()["bpc"],
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float), "utf-8")
-    for line in lines[:10]:
+    for line in lines:
         say(line)
     return out
+
+
+def narrate_events(tr: Trace, text: str, feature: str, unit: int, per_kind: int = 2) -> list[str]:
+    """What the unit's gates did where `feature` begins and ends in `text` (the first `per_kind`
+    events of each kind); for a feature without such events, at the steps where its memory
+    changed most, said as such."""
+    events = first_of_each(feature_events(text, feature), per_kind)
+    if not events:
+        steps = _interesting_steps(tr, unit, 3)
+        return [f"  largest change  {_context(text, t)}  {tr.explain(t, unit)}" for t in steps]
+    width = max(len(event.what) for event in events)
+    return [
+        f"  {event.what:<{width}}  {_context(text, event.step)}  {tr.explain(event.step, unit)}"
+        for event in events
+    ]
 
 
 def _interesting_steps(tr: Trace, unit: int, count: int) -> list[int]:

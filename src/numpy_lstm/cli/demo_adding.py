@@ -86,7 +86,7 @@ def format_table(x: np.ndarray, tr: Trace, reading: np.ndarray, unit: int) -> li
     """Per-step table for one sequence: x (T, 2), tr traced on it alone (B = 1), reading (T,)
     the head's reading after each step; the gates, memory c and output h of `unit`."""
     header = (
-        f"{'t':>3} {'value':>6} {'mark':>4} {'pred':>6} │ {'i Filter':>8} {'f Eraser':>8} "
+        f"{'t':>3} {'value':>6} {'mark':>4} {'pred':>6} │ {'i Filter':>8} {'f kept':>8} "
         f"{'g Writer':>8} {'o Presenter':>11} {'c':>7} {'h':>7}"
     )
     i, f, g, o = (tr.gate(name)[:, 0, unit] for name in "ifgo")
@@ -123,7 +123,8 @@ def explain(stats: dict[str, float]) -> list[str]:
             [(0.9, "it writes the value (up to sign)."), (0.5, "a rough copy of the value.")],
             "it does not track the value yet.",
         ),
-        f"  Eraser (f) averages {eraser:.3f} between the marks: "
+        f"  Eraser (1 − f) averages {1 - eraser:.3f} between the marks (the forget gate f "
+        f"keeps {eraser:.3f}): "
         + _verdict(
             eraser,
             [(0.9, "the memory c is kept, not erased."), (0.5, "the memory c fades.")],

@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from .errors import check_writable, non_negative_count, positive_count, read_text
 
 Subparsers = argparse._SubParsersAction
+# At 256 units a page of this many characters takes 16–19 MB (the page
+# rounds its numbers beyond 10,000 characters); --max-chars asks for more, or fewer.
+DEFAULT_MAX_CHARS = 50_000
+STAND_INS = "?· "  # what the model reads for a character it does not know: the first it knows
+
+
+def readable(text: str, known: set[str]) -> tuple[str, list[int], str]:
+    """text → (the text with every character outside `known` replaced by one stand-in, the
+    steps replaced, the stand-in). The stand-in is the first of STAND_INS in the vocabulary
+    (else its first character), so the model reads one fixed, familiar character there."""
+    stand_in = next((ch for ch in STAND_INS if ch in known), min(known))
+    steps = [t for t, ch in enumerate(text) if ch not in known]
+    chars = list(text)
+    for t in steps:
+        chars[t] = stand_in
+    return "".join(chars), steps, stand_in
 
 
 def explore(
@@ -17,30 +34,49 @@ def explore(
     *,
     layer: int = 0,
     direction: int = 0,
-    max_chars: int | None = None,
+    max_chars: int | None = DEFAULT_MAX_CHARS,
 ) -> Path:
     """Trace a char-LM checkpoint on `text` (eval mode) and write its explorer page to `out`,
-    with the units that best track the text's features (memory c, |Pearson r|) as highlights."""
+    with the units whose colours best track the text's features as highlights.
+
+    Any text works: characters outside the model's vocabulary are read as one stand-in
+    character and marked on the page; a text longer than max_chars is cut there. Both are
+    reported on stderr."""
     from ..inspect import rank_units, text_features, write_explorer
     from ..inspect.trace import trace
     from ..tasks.charlm import load_for_sampling
 
     model, vocab = load_for_sampling(checkpoint)
-    text = text if max_chars is None else text[:max_chars]
-    ids = vocab.encode(text)
-    if not len(ids):
+    if max_chars is not None and len(text) > max_chars:
+        print(
+            f"warning: the text has {len(text):,} characters; showing the first {max_chars:,} "
+            "(--max-chars sets the limit; at 256 units the page takes ~0.35 MB per 1,000 "
+            "characters)",
+            file=sys.stderr,
+        )
+        text = text[:max_chars]
+    if not text:
         raise ValueError("text: expected at least one character")
+    unknown = "".join(sorted({text[t] for t in range(len(text)) if text[t] not in vocab.index}))
+    text, replaced, stand_in = readable(text, set(vocab.index))
+    if replaced:
+        print(
+            f"warning: {len(replaced):,} character(s) are not in the model's vocabulary "
+            f"({unknown[:20]!r}); the model reads {stand_in!r} in their place, marked on the page",
+            file=sys.stderr,
+        )
     model.eval()
+    ids = vocab.encode(text)
     tr = trace(model.lstm, model.embedding(ids[:, None]))  # (T, 1, E): one sequence
     ranked = rank_units(tr, text_features(text), "c", layer=layer, direction=direction)
-    highlights = {f"{name} (r = {r:+.2f})": unit for name, (unit, r) in ranked.items()}
     return write_explorer(
         out,
         text,
         tr,
         layer=layer,
         direction=direction,
-        highlights=highlights,
+        highlights=dict(ranked),
+        placeholders=replaced,
         title=f"Gate explorer · {Path(checkpoint).name}",
     )
 
@@ -75,7 +111,8 @@ def add_explore(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--max-chars",
         type=positive_count("max_chars"),
-        default=None,
-        help="show only the first characters of the text",
+        default=DEFAULT_MAX_CHARS,
+        help="show only the first characters of the text (default: %(default)s: under 20 MB "
+        "at 256 units; beyond 10,000 characters the page rounds its numbers)",
     )
     parser.set_defaults(handler=_run_explore)

@@ -49,7 +49,7 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
         description="Train a character language model on Python's own documentation with a "
         "progress bar and samples as they improve, then write a report folder: the gate "
         "explorer (offline HTML), figures, a narration in the gate vocabulary — Filter (i), "
-        "Eraser (f), Writer (g), Presenter (o) — and the checkpoint. `--task adding` runs the "
+        "Eraser (1 − f), Writer (g), Presenter (o) — and the checkpoint. `--task adding` runs the "
         "quick adding-problem demo instead (a per-step gate table, seconds).",
     )
     parser.add_argument("--task", choices=["charlm", "adding"], default="charlm")

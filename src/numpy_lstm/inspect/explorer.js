@@ -49,6 +49,22 @@ async function readPlanes() {
   return planes;
 }
 
+/** A long page stores its numbers in steps of meta.rounding[key][unit] (a whole number of
+    percent or hundredths): multiply them back into codes of percent or hundredths, so every
+    later reader sees one format. Short pages have no rounding and are left as they are. */
+function expandRounding(planes, meta) {
+  const T = meta.steps;
+  for (const [key, steps] of Object.entries(meta.rounding ?? {})) {
+    const stored = planes[key];
+    const out = new Uint32Array(stored.length);
+    steps.forEach((step, u) => {
+      for (let k = u * T; k < (u + 1) * T; k++) out[k] = 2 * step * (stored[k] >>> 1) + (stored[k] & 1);
+    });
+    planes[key] = out;
+  }
+  return planes;
+}
+
 // -- numbers and words --------------------------------------------------------------------------
 
 const magnitude = (code) => code >>> 1;
@@ -68,7 +84,9 @@ const signed2 = (code) => `${isNegative(code) ? "-" : "+"}${decimal(magnitude(co
 const fraction = (code) => `${isNegative(code) ? "-" : ""}${decimal(magnitude(code))}`;
 
 /** The number formats of the narration's fields (NUMBER_FORMATS in numpy_lstm/inspect/trace.py). */
-const FORMATS = { percent, signed: signed2 };
+/** The Eraser's number 1 − f from f's percent: Python's f"{100 - round(100 * f)}%". */
+const erased = (code) => `${100 - magnitude(code)}%`;
+const FORMATS = { percent, erased, signed: signed2 };
 
 /** A template's plain {name} fields replaced by values[name]; a doubled brace is a literal one,
     as in Python's str.format. */
@@ -131,39 +149,45 @@ function ramp(stops) {
   });
 }
 
-/** Where a code sits on its palette, 0…255: gates map [0, 1], the memory tanh(c), others [−1, 1]. */
-function paletteIndex(key, code) {
+/** What the colour shows, −1…1 (0…1 for a gate): the memory and the output on unit u's own
+    scale (meta.scales: a high percentile of |value| over the text), clipped at its ends. */
+function shownValue(scales, key, code, u) {
   const v = valueOf(code);
-  const x = key === "c" ? (Math.tanh(v) + 1) / 2 : KIND[key] === "gate" ? v : (v + 1) / 2;
-  return Math.round(255 * Math.min(1, Math.max(0, x)));
+  return key in scales ? Math.min(1, Math.max(-1, v / scales[key][u])) : v;
+}
+
+/** Where a shown value sits on its palette, 0…255. */
+function paletteIndex(key, x) {
+  const y = KIND[key] === "gate" ? x : (x + 1) / 2;
+  return Math.round(255 * Math.min(1, Math.max(0, y)));
 }
 
 const KIND = { c: "signed", h: "signed", g: "signed", i: "gate", f: "gate", o: "gate" };
 const ENDS = {
-  c: ["tanh(c) −1", "+1"], h: ["−1", "+1"], g: ["−1", "+1"],
-  i: ["0 · blocks", "1 · lets in"], f: ["0 · erases", "1 · keeps"], o: ["0 · hides", "1 · shows"],
+  g: ["−1", "+1"],
+  i: ["0 · blocks", "1 · lets in"], o: ["0 · hides", "1 · shows"],
+  f: ["0 · Eraser wipes all", "1 · keeps all"], // f is the share kept; the Eraser wipes 1 − f
 };
 
-// Colour lookups cover |n| ≤ 1000 (values up to ±10): every palette is saturated long before.
-const LOOKUP_SIZE = 2002;
-/** A code's place in a colour lookup: itself, or the largest one of its sign. */
-const lookup = (code) => (code < LOOKUP_SIZE ? code : LOOKUP_SIZE - 2 + (code & 1));
+/** The legend's ends: fixed for the gates, unit u's own scale for the memory and the output. */
+function legendEnds(scales, key, u) {
+  if (!(key in scales)) return ENDS[key];
+  const s = scales[key][u].toPrecision(3);
+  return [`${key} ≤ −${s}`, `≥ +${s}`];
+}
 
-/** Per quantity, colour lookups by code (computed once): css strings for the text, packed
-    RGBA words for the heatmap's ImageData. Index them with lookup(code). */
-function colourTables() {
-  const tables = {};
+/** Per quantity, its palette (computed once): css strings for the text, packed RGBA words for
+    the heatmap's ImageData, both indexed by at(code, unit). */
+function colourTables(scales) {
+  const tables = { scales };
   for (const key of Object.keys(KIND)) {
     const palette = ramp(PALETTES[KIND[key]]);
-    const css = new Array(LOOKUP_SIZE);
-    const rgba = new Uint32Array(LOOKUP_SIZE);
-    for (let code = 0; code < LOOKUP_SIZE; code++) {
-      const [r, g, b] = palette[paletteIndex(key, code)];
-      css[code] = `rgb(${r},${g},${b})`;
-      rgba[code] = (255 << 24) | (b << 16) | (g << 8) | r; // ImageData bytes are R, G, B, A
-    }
+    const css = palette.map(([r, g, b]) => `rgb(${r}, ${g}, ${b})`);
+    // ImageData bytes are R, G, B, A
+    const rgba = Uint32Array.from(palette, ([r, g, b]) => ((255 << 24) | (b << 16) | (g << 8) | r) >>> 0);
     const gradient = PALETTES[KIND[key]].join(", ");
-    tables[key] = { css, rgba, gradient };
+    const at = (code, u) => paletteIndex(key, shownValue(scales, key, code, u));
+    tables[key] = { css, rgba, gradient, at };
   }
   return tables;
 }
@@ -179,13 +203,18 @@ function shown(ch) {
   return code === 0x7f ? "␡" : ch;
 }
 
-function buildText(container, chars) {
+function buildText(container, chars, placeholders) {
   const fragment = document.createDocumentFragment();
+  const standIns = new Set(placeholders);
   const spans = chars.map((ch, t) => {
     const span = document.createElement("span");
     span.textContent = shown(ch);
     span.dataset.t = t;
     if (ch === "\n") span.className = "nl";
+    if (standIns.has(t)) {
+      span.className = "unknown";
+      span.title = "a character the model cannot read: it read this stand-in instead";
+    }
     fragment.append(span);
     if (ch === "\n") fragment.append("\n");
     return span;
@@ -197,7 +226,7 @@ function buildText(container, chars) {
 // -- the heatmaps ---------------------------------------------------------------------------
 
 // layout in css px: the step ruler on top, then per quantity a strip of text and a block
-const HEAT = { colW: 10, gutter: 96, ruler: 16, axis: 20, gap: 12, blocks: ["i", "f", "g", "o", "c"] };
+const HEAT = { colW: 10, gutter: 136, ruler: 16, axis: 20, gap: 12, blocks: ["i", "f", "g", "o", "c"] };
 
 /** Units × steps, one block per gate (and the memory), drawing only the visible columns. */
 function makeHeatmap(canvas, scroller, spacer, data, tables, labels) {
@@ -242,11 +271,11 @@ function makeHeatmap(canvas, scroller, spacer, data, tables, labels) {
     ctx.imageSmoothingEnabled = false;
     HEAT.blocks.forEach((key, b) => {
       const plane = data.planes[key];
-      const rgba = tables[key].rgba;
+      const { rgba, at } = tables[key];
       for (let u = 0; u < data.H; u++) {
         const base = u * data.T + first;
         for (let k = 0; k < count; k++) {
-          words[u * count + k] = data.valid[first + k] ? rgba[lookup(plane[base + k])] : PADDING_RGBA;
+          words[u * count + k] = data.valid[first + k] ? rgba[at(plane[base + k], u)] : PADDING_RGBA;
         }
       }
       octx.putImageData(image, 0, 0);
@@ -346,14 +375,14 @@ const ENTITIES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" };
 const escapeHtml = (s) => s.replace(/[&<>"]/g, (c) => ENTITIES[c]);
 
 /** One row: label, a little bar (from the centre for signed values) and the number. */
-function meterRow(key, label, code, text, current, tables) {
-  const v = key === "c" ? Math.tanh(valueOf(code)) : valueOf(code);
-  const colour = tables[key].css[lookup(code)];
+function meterRow(key, label, code, text, current, tables, name = key, u = 0) {
+  const v = shownValue(tables.scales, key, code, u); // the bar shows what the colour shows
+  const colour = tables[key].css[tables[key].at(code, u)];
   const isSigned = KIND[key] === "signed";
   const width = Math.min(1, Math.abs(isSigned ? v / 2 : v)) * 100;
   const left = isSigned ? (v < 0 ? 50 - width : 50) : 0;
   return (
-    `<tr data-q="${key}"${key === current ? ' class="current"' : ""}><th>${label}</th>` +
+    `<tr data-q="${name}"${name === current ? ' class="current"' : ""}><th>${label}</th>` +
     `<td class="meter"><div class="track${isSigned ? " signed" : ""}">` +
     `<div class="fill" style="left:${left}%;width:${width}%;background:${colour}"></div></div></td>` +
     `<td class="num">${text}</td></tr>`
@@ -370,8 +399,14 @@ function tooltipHtml(data, t, u, current, labels, tables) {
     i: fraction(at("i")), f: fraction(at("f")), g: signed2(at("g")), o: fraction(at("o")),
     c: `${signed2(data.memoryBefore(t, u))} → ${signed2(at("c"))}`, h: signed2(at("h")),
   };
-  const row = (q) => meterRow(q, labels[q], at(q), texts[q], current, tables);
-  const rows = data.valid[t] ? ["i", "f", "g", "o", "c", "h"].map(row).join("") : "";
+  const row = (q) => meterRow(q, labels[q], at(q), texts[q], current, tables, q, u);
+  // the Eraser's number is what it erases, 1 − f, from the same whole percent as f (kept)
+  const erasedCode = 2 * (100 - magnitude(at("f")));
+  const eraser = meterRow(
+    "f", "Eraser 1 − f (erased)", erasedCode, fraction(erasedCode), current, tables, "erased"
+  );
+  const both = (q) => (q === "f" ? eraser + row(q) : row(q)); // the Eraser beside its f
+  const rows = data.valid[t] ? ["i", "f", "g", "o", "c", "h"].map(both).join("") : "";
   return (
     `<div class="head"><span class="char">${escapeHtml(name)}</span>` +
     `<span class="where">step ${t} · unit ${u}</span></div>` +
@@ -442,7 +477,8 @@ function buildHighlightChips(container, highlights, onPick) {
   hint.textContent = "units that track:";
   container.append(hint);
   for (const h of highlights) {
-    const chip = button(`${h.label} → unit ${h.unit}`, "chip", () => onPick(h.unit));
+    const r = h.r === null || h.r === undefined ? "" : ` · r = ${h.r >= 0 ? "+" : "−"}${Math.abs(h.r).toFixed(2)}`;
+    const chip = button(`${h.label} → unit ${h.unit}${r}`, "chip", () => onPick(h.unit));
     chip.dataset.unit = h.unit;
     container.append(chip);
   }
@@ -461,7 +497,7 @@ function followStickyBar(bar) {
 
 function main(meta, planes) {
   const data = makeData(meta, planes);
-  const tables = colourTables();
+  const tables = colourTables(meta.scales);
   const labels = Object.fromEntries(meta.quantities.map((q) => [q.key, q.label]));
   const about = Object.fromEntries(meta.quantities.map((q) => [q.key, q.about]));
   const $ = (id) => document.getElementById(id);
@@ -471,8 +507,9 @@ function main(meta, planes) {
 
   $("summary").textContent =
     `${data.T.toLocaleString("en")} characters · ${data.H} units · layer ${meta.layer}` +
-    (meta.directions > 1 ? `, ${meta.direction ? "reverse" : "forward"} direction` : "");
-  const spans = buildText($("text"), data.chars);
+    (meta.directions > 1 ? `, ${meta.direction ? "reverse" : "forward"} direction` : "") +
+    (meta.rounding_note ? ` · ${meta.rounding_note}` : "");
+  const spans = buildText($("text"), data.chars, meta.placeholders);
   const heat = makeHeatmap($("heat"), $("hscroll"), $("hspacer"), data, tables, labels);
 
   buildQuantityPicker($("quantities"), meta.quantities, (key) => setQuantity(key));
@@ -484,11 +521,11 @@ function main(meta, planes) {
 
   /** Recolour every character by the current unit and quantity. */
   function paintText() {
-    const { css } = tables[state.key];
+    const { css, at } = tables[state.key];
     const plane = planes[state.key];
     const base = state.unit * data.T;
     for (let t = 0; t < data.T; t++) {
-      spans[t].style.backgroundColor = data.valid[t] ? css[lookup(plane[base + t])] : PADDING_CSS;
+      spans[t].style.backgroundColor = data.valid[t] ? css[at(plane[base + t], state.unit)] : PADDING_CSS;
     }
   }
 
@@ -504,12 +541,14 @@ function main(meta, planes) {
       c.classList.toggle("active", +c.dataset.unit === state.unit);
     }
     $("legend-bar").style.background = `linear-gradient(to right, ${tables[state.key].gradient})`;
-    [$("legend-low").textContent, $("legend-high").textContent] = ENDS[state.key];
+    [$("legend-low").textContent, $("legend-high").textContent] =
+      legendEnds(meta.scales, state.key, state.unit);
     const s = state.saturated;
     if (s.key !== state.key || s.unit !== state.unit) $("saturated").textContent = "most saturated";
     $("about").innerHTML =
       `<b>${escapeHtml(labels[state.key])}</b> of unit <b>${state.unit}</b>: ` +
-      `${escapeHtml(about[state.key])}.`;
+      `${escapeHtml(about[state.key])}` +
+      (state.key in meta.scales ? `, ±${meta.scales[state.key][state.unit].toPrecision(3)}` : "") + ".";
   }
 
   function setUnit(u) {
@@ -559,8 +598,12 @@ function main(meta, planes) {
     showTip(tip, tooltipHtml(data, +t, state.unit, state.key, labels, tables), e.clientX, e.clientY);
   });
   $("text").addEventListener("mouseleave", () => { tip.hidden = true; });
+  // a click (or a tap, on a phone, where nothing hovers) marks the step and shows its card
   $("text").addEventListener("click", (e) => {
-    if (e.target.dataset?.t !== undefined) markStep(+e.target.dataset.t);
+    const t = e.target.dataset?.t;
+    if (t === undefined) return;
+    markStep(+t);
+    showTip(tip, tooltipHtml(data, +t, state.unit, state.key, labels, tables), e.clientX, e.clientY);
   });
   // hover and click on the heatmap
   const canvas = $("heat");
@@ -580,6 +623,7 @@ function main(meta, planes) {
     setUnit(p.u);
     markStep(p.t);
     spans[p.t].scrollIntoView({ block: "nearest" });
+    showTip(tip, tooltipHtml(data, p.t, p.u, p.key, labels, tables), e.clientX, e.clientY);
   });
   canvas.addEventListener("wheel", (e) => {
     const dx = e.shiftKey ? e.deltaY : e.deltaX;
@@ -594,6 +638,7 @@ function main(meta, planes) {
   return {
     setUnit, setQuantity, markStep,
     explain: (t, u) => explain(data, t, u),
+    palette: (key) => [...tables[key].css],
     state: () => ({ ...state }),
   };
 }
@@ -601,7 +646,7 @@ function main(meta, planes) {
 (async () => {
   const started = performance.now();
   const meta = JSON.parse(document.getElementById("meta").textContent);
-  const planes = await readPlanes();
+  const planes = expandRounding(await readPlanes(), meta);
   const decoded = performance.now();
   window.explorer = main(meta, planes);
   document.getElementById("loading").hidden = true;

@@ -24,6 +24,11 @@ contiguous, byte-shuffled and deflated (zlib: about 1.7× smaller) and base64-ed
 inflates it once with its built-in DecompressionStream into typed arrays. For 10,000 characters ×
 256 units: about 20–23 MB raw, 10 MB (random weights) to 15 MB (a trained char-LM, whose memories
 grow past ±327 and need four bytes) of HTML.
+Longer texts (more than EXACT_VALUES steps × units) store rounded numbers instead, in steps
+of meta["rounding"] per unit, which the page multiplies back: 50,000 × 256 in under 20 MB.
+
+Colour. The gates are coloured on [0, 1] and the Writer on [−1, 1]; the memory and the output on
+each unit's own robust scale (meta["scales"]), so a memory of ±20 is not one flat colour.
 """
 
 from __future__ import annotations
@@ -39,17 +44,30 @@ from typing import TypedDict
 
 import numpy as np
 
+from .features import SCALE_PERCENTILE, SCALED, robust_scale
 from .trace import NarrationTemplate, Trace, narration_template
 
+SCALE = f"its {SCALE_PERCENTILE:.0f}th percentile of |value| over the text (raw values on hover)"
 # key → (label, what it means); the order is the page's quantity picker.
 QUANTITIES = {
-    "c": ("memory c", "the memory after the step, coloured by tanh(c)"),
-    "h": ("output h", "what the Presenter shows: o·tanh(c), before any projection"),
+    "c": ("memory c", f"the memory after the step, coloured on this unit's own scale: {SCALE}"),
+    "h": ("output h", f"what the Presenter shows, o·tanh(c), on this unit's own scale: {SCALE}"),
     "i": ("Filter i", "how much of the Writer's candidate is let into the memory"),
-    "f": ("Eraser f", "how much of the old memory is kept"),
+    "f": ("forget gate f (kept)", "the share of the old memory kept; the Eraser wipes 1 − f"),
     "g": ("Writer g", "the candidate content the Filter lets in"),
     "o": ("Presenter o", "how much of the memory is shown as output"),
 }
+# Up to this many steps × units (10,000 characters × 256 units: about 15 MB for a trained
+# char-LM) the page stores Trace.explain's numbers exactly. Beyond, it rounds them to
+# ROUNDING_STEPS (whole percent for the gates, hundredths for the rest) and each unit's memory
+# to 1/MEMORY_LEVELS of its colour scale: 50,000 characters × 256 units then take 16–19 MB, not 55.
+EXACT_VALUES = 2_560_000
+ROUNDING_STEPS = {"i": 10, "f": 10, "o": 10, "g": 25, "h": 25}
+MEMORY_LEVELS = 4
+ROUNDING_NOTE = (
+    f"a long text: numbers rounded (gates to {ROUNDING_STEPS['i']}%, the Writer and the output "
+    f"to {ROUNDING_STEPS['g'] / 100:.2f}, each memory to 1/{MEMORY_LEVELS} of its scale)"
+)
 MARKERS = re.compile(r"/\*STYLE\*/|/\*SCRIPT\*/|\{\{TITLE\}\}|\{\{META\}\}|\{\{PLANES\}\}")
 
 
@@ -62,6 +80,7 @@ class Quantity(TypedDict):
 class Highlight(TypedDict):
     label: str
     unit: int
+    r: float | None  # how well the unit's colours track the feature, when known
 
 
 class PageMeta(TypedDict):
@@ -80,8 +99,14 @@ class PageMeta(TypedDict):
     highlights: list[Highlight]
     narration: NarrationTemplate
     c_edge: list[int]
+    scales: dict[str, list[float]]
+    placeholders: list[int]
+    rounding: dict[str, list[int]]
+    rounding_note: str
 
 
+# a highlight: the unit, or (unit, r) with r its correlation with the feature
+HighlightSpec = int | tuple[int, float]
 Planes = dict[str, dict[str, str]]  # key → encode_plane's {"dtype", "data"}
 
 
@@ -129,6 +154,17 @@ def sign_magnitude(n: np.ndarray) -> np.ndarray:
     raise ValueError(f"trace: a value of {codes.max() / 200:.3g} is too large to show")
 
 
+def rounding_steps(numbers: dict[str, np.ndarray], valid: np.ndarray) -> dict[str, np.ndarray]:
+    """numbers (T, H) per quantity (as :func:`narrated_numbers`) → per quantity (H,) the step
+    each unit's numbers are rounded to, in their own unit (percent or hundredths): fixed for the
+    gates, the Writer and the output, 1/MEMORY_LEVELS of the unit's robust scale for the memory."""
+    H = numbers["c"].shape[1]
+    steps = {key: np.full(H, step, dtype=np.int64) for key, step in ROUNDING_STEPS.items()}
+    scale = robust_scale(numbers["c"][valid])  # in hundredths
+    steps["c"] = np.maximum(1, np.rint(scale / MEMORY_LEVELS)).astype(np.int64)
+    return steps
+
+
 def encode_plane(codes: np.ndarray) -> dict[str, str]:
     """codes (T, H) or (T,) → {"dtype": "u1"|"u2"|"u4", "data": base64 of zlib(bytes)}: one
     quantity, ready for the page. The bytes are unit-major (H, T), little-endian and, for wider
@@ -148,12 +184,19 @@ def page_data(
     direction: int = 0,
     batch: int = 0,
     title: str = "",
-    highlights: dict[str, int] | None = None,
+    highlights: dict[str, HighlightSpec] | None = None,
     max_chars: int | None = None,
+    placeholders: list[int] | None = None,
 ) -> tuple[PageMeta, Planes]:
     """What the page needs: (meta, planes). meta is small JSON (text, sizes, labels, highlights,
     the narration's sentences, the memory at the edge); planes maps "i", "f", "g", "o", "c", "h"
-    and "valid" (T,) to :func:`encode_plane` output. Pure: reads the trace, writes nothing."""
+    and "valid" (T,) to :func:`encode_plane` output. Pure: reads the trace, writes nothing.
+
+    The memory and the output are coloured on each unit's own scale (meta["scales"], (H,) per
+    quantity: :func:`~numpy_lstm.inspect.features.robust_scale` over the valid steps), because
+    a trained char-LM's memories reach ±10…±20, where tanh(c) would be one flat colour.
+    placeholders: the steps whose character stands in for one the model cannot read (shown
+    distinctly on the page)."""
     text = text if max_chars is None else text[:max_chars]
     if not text:
         raise ValueError("text: expected at least one character")
@@ -162,12 +205,26 @@ def page_data(
     if not 0 <= batch < trace.valid.shape[1]:
         raise ValueError(f"batch: expected 0 ≤ batch < {trace.valid.shape[1]}, got {batch}")
     T, H = len(text), trace.lstm.hidden_size
-    highlights = dict(highlights or {})
-    for label, unit in highlights.items():
+    picks: list[Highlight] = []
+    for label, spec in (highlights or {}).items():
+        unit, r = (spec, None) if isinstance(spec, int) else (spec[0], float(spec[1]))
         if not 0 <= unit < H:
             raise ValueError(f"highlights: {label!r} → unit {unit}, expected 0 ≤ unit < {H}")
+        picks.append({"label": label, "unit": int(unit), "r": r})
     numbers = narrated_numbers(trace, layer, direction, batch, T)
-    planes = {key: encode_plane(sign_magnitude(numbers[key])) for key in QUANTITIES}
+    valid = trace.valid[:T, batch]
+    # long pages: numbers in steps of their unit's rounding step (the page multiplies back)
+    steps = rounding_steps(numbers, valid) if T * H > EXACT_VALUES else {}
+    # the scale of the stored (rounded) values, so the page and Python agree on every colour
+    scales = {
+        key: [float(f"{s:.4g}") for s in robust_scale(numbers[key][valid] / 100)] for key in SCALED
+    }
+    planes = {
+        key: encode_plane(
+            sign_magnitude(np.rint(numbers[key] / steps[key]) if key in steps else numbers[key])
+        )
+        for key in QUANTITIES
+    }
     planes["valid"] = encode_plane(trace.valid[:T, batch].astype(np.uint8))
     meta: PageMeta = {
         "title": title,
@@ -179,9 +236,13 @@ def page_data(
         "layers": trace.lstm.num_layers,
         "directions": trace.lstm.num_directions,
         "quantities": [{"key": k, "label": v[0], "about": v[1]} for k, v in QUANTITIES.items()],
-        "highlights": [{"label": label, "unit": int(u)} for label, u in highlights.items()],
+        "highlights": picks,
         "narration": narration_template(),
         "c_edge": sign_magnitude(numbers["c_edge"]).astype(int).tolist(),
+        "scales": scales,
+        "placeholders": sorted({int(t) for t in placeholders or () if 0 <= t < T}),
+        "rounding": {key: step.tolist() for key, step in steps.items()},
+        "rounding_note": ROUNDING_NOTE if steps else "",
     }
     return meta, planes
 
@@ -222,14 +283,17 @@ def write_explorer(
     direction: int = 0,
     batch: int = 0,
     title: str = "LSTM gate explorer",
-    highlights: dict[str, int] | None = None,
+    highlights: dict[str, HighlightSpec] | None = None,
     max_chars: int | None = None,
+    placeholders: list[int] | None = None,
 ) -> Path:
     """Write the explorer page for `text` (its character t is step t of sequence `batch` of the
     trace) and return its path.
 
-    highlights maps a description ("inside quotes") to the unit that tracks it; the page offers
-    each as a one-click pick. max_chars keeps only the first characters (and steps).
+    highlights maps a description ("inside quotes") to the unit that tracks it, or to (unit, r)
+    as :func:`~numpy_lstm.inspect.features.rank_units` returns; the page offers each as a
+    one-click pick (showing r). max_chars keeps only the first characters (and steps).
+    placeholders: steps whose character replaced one outside the model's vocabulary.
     """
     meta, planes = page_data(
         text,
@@ -240,6 +304,7 @@ def write_explorer(
         title=title,
         highlights=highlights,
         max_chars=max_chars,
+        placeholders=placeholders,
     )
     path = Path(path)
     path.write_text(render_html(meta, planes), encoding="utf-8")

@@ -16,6 +16,11 @@ from .trace import Trace
 
 OPENING, CLOSING = "([{", ")]}"
 QUANTITIES = ("c", "h", "i", "f", "g", "o")
+# The memory and the output are coloured on each unit's own scale: this percentile of |value|.
+# A high percentile rather than the maximum, so one spike does not wash out the rest of the text.
+SCALE_PERCENTILE = 98.0
+SCALED = ("c", "h")
+MIN_R = 0.3  # a weaker correlation is not visible in the colours, so it is not offered
 
 
 def text_features(text: str) -> dict[str, np.ndarray]:
@@ -81,6 +86,33 @@ def best_units(values: np.ndarray, features: dict[str, np.ndarray]) -> dict[str,
     return ranked
 
 
+def robust_scale(values: np.ndarray) -> np.ndarray:
+    """values (N, H) → (H,) float64: each unit's SCALE_PERCENTILE-th percentile of |value|, the
+    value its colour saturates at; a unit that is (nearly) always 0 gets 1, so it stays pale."""
+    if len(values) == 0:
+        return np.ones(values.shape[1:], dtype=np.float64)
+    scale = np.percentile(np.abs(values.astype(np.float64)), SCALE_PERCENTILE, axis=0)
+    return np.where(scale > 1e-6, scale, 1.0)
+
+
+def displayed_values(values: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """values (N, H) on each unit's scale (H,) → (N, H) in [−1, 1]: what the page's colours show
+    (−1 and +1 are the palette's ends; anything beyond the scale is drawn at the end)."""
+    return np.clip(values.astype(np.float64) / scale, -1.0, 1.0)
+
+
+def colour_spread(shown: np.ndarray, width: float = 0.2) -> float:
+    """shown (N,) in [−1, 1] → the largest share of the N values inside any one window of
+    `width` (0.2 is a tenth of the 2-wide colour scale). Near 1: the unit looks like one flat
+    colour, whatever it computes; a pick that tracks a feature visibly stays well below."""
+    x = np.sort(np.asarray(shown, dtype=np.float64))
+    if x.size == 0:
+        return 0.0
+    # for each value, how many lie in [x, x + width]: the densest window starts at a value
+    ends = np.searchsorted(x, x + width + 1e-12, side="right")
+    return float((ends - np.arange(x.size)).max() / x.size)
+
+
 def unit_values(
     trace: Trace, quantity: str = "c", layer: int = 0, direction: int = 0, batch: int = 0
 ) -> np.ndarray:
@@ -101,13 +133,39 @@ def rank_units(
     layer: int = 0,
     direction: int = 0,
     batch: int = 0,
+    displayed: bool = True,
+    min_r: float = MIN_R,
+    max_spread: float = 0.8,
 ) -> dict[str, tuple[int, float]]:
     """For each feature (N,) of the first N steps, the unit whose `quantity` tracks it best:
-    {name: (unit, r)}, by |Pearson r| over the valid steps of sequence `batch`."""
+    {name: (unit, r)}, by |Pearson r| over the valid steps of sequence `batch`.
+
+    displayed: correlate what the explorer page *shows* — c and h on each unit's robust scale,
+    clipped (:func:`displayed_values`) — so a pick is a unit whose colours visibly follow the
+    feature, not one whose raw memory drifts with it while its colour stays saturated. Then a
+    unit qualifies only if |r| ≥ min_r and its colours are not flat (:func:`colour_spread` ≤
+    max_spread); a feature no unit qualifies for is left out.
+    """
     values = unit_values(trace, quantity, layer, direction, batch)
     lengths = {len(f) for f in features.values()}
     if len(lengths) > 1 or (lengths and max(lengths) > len(values)):
         raise ValueError(f"features: expected one length ≤ {len(values)} steps, got {lengths}")
     n = lengths.pop() if lengths else 0
     valid = trace.valid[:n, batch]
-    return best_units(values[:n][valid], {k: f[valid] for k, f in features.items()})
+    chosen = {k: f[valid] for k, f in features.items()}
+    if not displayed:
+        return best_units(values[:n][valid], chosen)
+    shown = values[:n][valid].astype(np.float64)
+    if quantity in SCALED:
+        shown = displayed_values(shown, robust_scale(shown))
+    width = 0.2 if quantity in ("c", "h", "g") else 0.1  # a tenth of [−1, 1] or of [0, 1]
+    spread = np.array([colour_spread(shown[:, u], width) for u in range(shown.shape[1])])
+    ranked = {}
+    for name, feature in chosen.items():
+        if np.ptp(feature) == 0:
+            continue
+        r = np.where(spread <= max_spread, correlations(shown, feature), 0.0)
+        unit = int(np.argmax(np.abs(r)))
+        if abs(r[unit]) >= min_r:
+            ranked[name] = (unit, float(r[unit]))
+    return ranked

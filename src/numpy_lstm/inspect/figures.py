@@ -183,13 +183,16 @@ def gate_heatmaps(
     batch: int = 0,
     units: Sequence[int] | None = None,
 ) -> Figure:
-    """Four panels (Filter i, Eraser f, Writer g, Presenter o), each units × steps."""
+    """Four panels (Filter i, Eraser 1 − f, Writer g, Presenter o), each units × steps: the
+    Eraser's panel shows what it erases, 1 − f, not the share kept."""
     steps = trace.steps
     chosen = list(range(trace.lstm.hidden_size)) if units is None else list(units)
     figure = _figure(path, (min(3 + 0.18 * steps, 40), 2.5 + 0.9 * len(chosen)))
     axes = figure.subplots(4, 1, sharex=True, squeeze=False)
     for ax, gate in zip(axes[:, 0], GATES, strict=True):
         values = trace.gate(gate, layer, direction)[:, batch][:, chosen].T  # (units, T)
+        erases = gate == "f"  # the Eraser's number is what it erases
+        values = 1 - values if erases else values
         signed = gate == "g"
         image = ax.imshow(
             values,
@@ -199,10 +202,11 @@ def gate_heatmaps(
             vmin=-1 if signed else 0,
             vmax=1,
         )
-        ax.set_ylabel(f"{GATE_ROLES[gate]} ({gate})\nunit")
+        ax.set_ylabel(f"{GATE_ROLES[gate]} ({'1 − f' if erases else gate})\nunit")
         ax.set_yticks(range(len(chosen)), [str(u) for u in chosen], fontsize=7)
         bar = figure.colorbar(image, ax=ax, fraction=0.02, pad=0.01)
-        bar.set_label("value" if signed else "open (1) / closed (0)", fontsize=7)
+        ends = "erased (1) / kept (0)" if erases else "open (1) / closed (0)"
+        bar.set_label("value" if signed else ends, fontsize=7)
     labels = _labels(tokens, steps)
     axes[-1, 0].set_xticks(range(steps), labels, fontsize=9, fontfamily="monospace")
     axes[-1, 0].set_xlabel("step (input)")
@@ -210,7 +214,7 @@ def gate_heatmaps(
         figure,
         "Each gate of each unit, step by step",
         "Rows are units, columns the steps read; bright = gate open, dark = closed "
-        "(the Writer: red positive, blue negative).",
+        "(the Eraser: bright = memory wiped; the Writer: red positive, blue negative).",
     )
     return _save(figure, path)
 
@@ -280,8 +284,11 @@ def saturation_scatter(
             ylim=(-0.02, 1.02),
             xlabel=f"fraction of steps closed (< {LOW})",
             ylabel=f"fraction of steps open (> {HIGH})",
-            title=f"{GATE_ROLES[gate]} ({gate})"
-            + (": open = keeps the memory" if gate == "f" else ""),
+            title=(
+                "forget gate f, the share kept\n(open = keeps the memory; the Eraser wipes 1 − f)"
+                if gate == "f"
+                else f"{GATE_ROLES[gate]} ({gate})"
+            ),
         )
         ax.set_aspect("equal")
     figure.legend(*axes[0].get_legend_handles_labels(), loc="outside upper right", fontsize=9)
@@ -361,8 +368,8 @@ def memory_span_histogram(
     _titled(
         figure,
         "How long a unit's memory keeps what was written",
-        "Per unit: the median number of steps until the Eraser's product f·f·… has left 1/e "
-        "of a written value.",
+        "Per unit: the median number of steps until the forget gate's product f·f·… (the shares "
+        "the Eraser leaves) has left 1/e of a written value.",
     )
     return _save(figure, path)
 

@@ -5,9 +5,10 @@
 
 The error is the one at the final step of a many-to-one model (:class:`SequenceToOne`): its
 prediction ŷ = head(h_T). Going back one step, the LSTM's memory gradient is multiplied by the
-Eraser f_t (near 1 when the unit keeps its memory — the highway), the plain RNN's by
-W_hhᵀ·diag(1 − h_t²) (which shrinks it step after step). So the LSTM's curve stays level where
-the RNN's falls by orders of magnitude: the reason the plain RNN cannot learn long spans.
+forget gate f_t (the share kept: near 1 when the Eraser wipes nothing — the highway), the plain
+RNN's by W_hhᵀ·diag(1 − h_t²) (which shrinks it step after step). So the LSTM's curve stays
+level where the RNN's falls by orders of magnitude: the reason the plain RNN cannot learn long
+spans.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Gate traces: every step's Filter, Eraser, Writer and Presenter, recorded, summarised, narrated.
 
     tr = numpy_lstm.trace(lstm, x)               # forward, recording every layer and direction
-    tr.gate("f")                                 # (T, B, H): the Eraser of layer 0, forward
+    tr.gate("f")                                 # (T, B, H): forget gate f, the share kept
+    1 - tr.gate("f")                             # what the Eraser erases
     tr.backward(d_out)                           # adds ‖∂L/∂c_t‖ and ‖∂L/∂h_t‖ through time
     print(tr.explain(step=12, unit=7))           # plain-language narration from the numbers
 
@@ -12,8 +13,8 @@ and steps masked out by `lengths`/`mask` are marked in `valid`.
 Summaries:
 - saturation (Karpathy, Johnson & Fei-Fei 2015): per unit, the fraction of steps a gate spends
   below 0.1 ("closed") and above 0.9 ("open");
-- memory span: per unit, the median number of steps until the product of the Eraser's values
-  has fallen below 1/e — how long a written value survives;
+- memory span: per unit, the median number of steps until the product of the forget gate's
+  values (the shares the Eraser leaves) has fallen below 1/e — how long a written value survives;
 - written i·g and erased (1 − f)·c_prev per step and unit.
 """
 
@@ -34,17 +35,18 @@ from ..nn.lstm import LSTM
 # the explorer page receives it (see narration_template) and fills in the same numbers formatted
 # the same way. Fields are plain {name}s: step and unit (integers), and the NARRATION_FIELDS.
 NARRATION = (
-    "step {step}, unit {unit}: the Eraser kept {f} of the memory, "
+    "step {step}, unit {unit}: the Eraser wiped {f} of the memory, "
     "the Filter let {i} of the Writer's candidate ({g}) in, "
     "the Presenter showed {o}. "
     "Memory {c_before} → {c}, output {h}."
 )
 PADDING_NARRATION = "step {step}: padding — the memory is carried through unchanged."
-NumberFormat = Literal["percent", "signed"]
+NumberFormat = Literal["percent", "erased", "signed"]
 # field → how its number is written: the gates i, f, g, o, the memory before and after the step,
-# and the output h = o·act(c) (before any projection).
+# and the output h = o·act(c) (before any projection). The forget gate f is the share of the
+# memory *kept*; the Eraser's number is what it erases, so f is written as 1 − f.
 NARRATION_FIELDS: dict[str, NumberFormat] = {
-    "f": "percent",
+    "f": "erased",
     "i": "percent",
     "g": "signed",
     "o": "percent",
@@ -54,6 +56,9 @@ NARRATION_FIELDS: dict[str, NumberFormat] = {
 }
 NUMBER_FORMATS: dict[NumberFormat, Callable[[float], str]] = {
     "percent": lambda x: f"{100 * x:.0f}%",  # 0.973 → "97%"
+    # 1 − x in whole percent, as 100 − (x in whole percent): with the gate's own percent the
+    # two add up to 100%, and a page holding only the gate's percent writes the same digits.
+    "erased": lambda x: f"{100 - round(100 * x)}%",  # 0.973 → "3%"
     "signed": lambda x: f"{x:+.2f}",  # 0.5 → "+0.50", −0.004 → "-0.00"
 }
 
@@ -166,8 +171,8 @@ class Trace:
 
     def memory_span(self, layer: int = 0, direction: int = 0) -> np.ndarray:
         """Per unit (H,): the median over start steps of how many steps pass until the product
-        of the Eraser's values falls below 1/e. Starts whose value never decays that far within
-        the sequence count as the steps remaining (a lower bound)."""
+        of the forget gate's values (the shares kept) falls below 1/e. Starts whose value never
+        decays that far within the sequence count as the steps remaining (a lower bound)."""
         f = self.gate("f", layer, direction)  # (T, B, H)
         if direction == 1:
             f = f[::-1]  # the reverse direction's memory flows backwards in time

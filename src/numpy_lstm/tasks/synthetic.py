@@ -240,8 +240,8 @@ def adding_gate_evidence(
 
     Per unit (H,): `filter_marked` and `filter_unmarked`, the mean Filter (i) at the two marked
     steps and at all other steps, and `filter_ratio`, the first over the second;
-    `eraser_between`, the mean Eraser (f) strictly between the two marks; `writer_value_corr`,
-    the correlation of the Writer (g) with the input value at the marked steps;
+    `eraser_between`, the mean forget gate f (kept) strictly between the two marks;
+    `writer_value_corr`, the correlation of the Writer (g) with the input value at the marked steps;
     `presenter_last`, the mean Presenter (o) at the last step; with y, `memory_target_corr`, the
     correlation of the final memory c_T with the target. A unit that stores the marked values
     opens its Filter only at the marks (ratio ≫ 1) and keeps its memory in between (f near
