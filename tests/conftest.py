@@ -23,6 +23,24 @@ torch.set_num_threads(1)
 TOLERANCE = {np.float32: dict(rtol=1e-5, atol=1e-5), np.float64: dict(rtol=1e-10, atol=1e-10)}
 TORCH_DTYPE = {np.float32: torch.float32, np.float64: torch.float64}
 
+
+class TorchLSTMWithHead(torch.nn.Module):
+    """nn.LSTM, optionally with a Linear head, returning (output, h_n, c_n): the model the ONNX
+    exporter tests hand to torch's own exporters."""
+
+    def __init__(self, input_size: int, hidden_size: int, head: bool, **options: Any) -> None:
+        super().__init__()
+        self.lstm = torch.nn.LSTM(input_size, hidden_size, **options)
+        width = hidden_size * (2 if options.get("bidirectional") else 1)
+        self.head = torch.nn.Linear(width, 2) if head else None
+
+    def forward(
+        self, x: torch.Tensor, h0: torch.Tensor | None = None, c0: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        y, (h_n, c_n) = self.lstm(x, None if h0 is None else (h0, c0))
+        return (y if self.head is None else self.head(y)), h_n, c_n
+
+
 # Each gate gets its own scale and bias offset, so swapping any two gate blocks changes the result.
 GATE_SCALES = (0.6, 1.1, 1.4, 0.8)
 GATE_OFFSETS = (-0.4, 0.9, 0.15, -0.25)

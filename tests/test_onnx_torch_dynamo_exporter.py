@@ -19,6 +19,7 @@ import numpy as np
 import onnx
 import pytest
 
+from conftest import TorchLSTMWithHead
 from numpy_lstm.io.errors import FileFormatError
 from numpy_lstm.io.onnx import import_onnx
 from numpy_lstm.nn.models import SequenceModel
@@ -29,18 +30,8 @@ pytest.importorskip("onnxscript")  # torch's default exporter needs it (in the t
 I, H, T, B = 3, 4, 5, 2
 
 
-class Net(torch.nn.Module):
-    """nn.LSTM, optionally with a Linear head, returning (output, h_n, c_n)."""
-
-    def __init__(self, head: bool, **options: object) -> None:
-        super().__init__()
-        self.lstm = torch.nn.LSTM(I, H, **options)
-        width = H * (2 if options.get("bidirectional") else 1)
-        self.head = torch.nn.Linear(width, 2) if head else None
-
-    def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None, c0=None):  # type: ignore[no-untyped-def]
-        y, (h_n, c_n) = self.lstm(x, None if h0 is None else (h0, c0))
-        return (y if self.head is None else self.head(y)), h_n, c_n
+def Net(head: bool, **options: object) -> TorchLSTMWithHead:
+    return TorchLSTMWithHead(I, H, head, **options)
 
 
 # name: (LSTM options, head, with h0/c0, dynamic batch) — as small as covers what torch writes:

@@ -47,32 +47,26 @@ def _note(namespace: argparse.Namespace, dest: str) -> None:
     setattr(namespace, GIVEN, {*getattr(namespace, GIVEN, ()), dest})
 
 
-class GivenStore(argparse._StoreAction):
+class _RecordsGiven(argparse.Action):
+    """Mixin for an argparse action: after storing the value, record that the option was given."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        super().__call__(parser, namespace, values, option_string)
+        _note(namespace, self.dest)
+
+
+class GivenStore(_RecordsGiven, argparse._StoreAction):
     """argparse's `store`, recording that the option was given."""
 
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: str | Sequence[Any] | None,
-        option_string: str | None = None,
-    ) -> None:
-        super().__call__(parser, namespace, values, option_string)
-        _note(namespace, self.dest)
 
-
-class GivenBooleanOptionalAction(argparse.BooleanOptionalAction):
+class GivenBooleanOptionalAction(_RecordsGiven, argparse.BooleanOptionalAction):
     """argparse's `--x / --no-x`, recording that the option was given."""
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: str | Sequence[Any] | None,
-        option_string: str | None = None,
-    ) -> None:
-        super().__call__(parser, namespace, values, option_string)
-        _note(namespace, self.dest)
 
 
 def track_given(parser: argparse.ArgumentParser) -> None:
