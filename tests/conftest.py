@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
+import numpy_lstm
+from browser import CHROMEDRIVER, CHROMIUM, FLAGS, TEXT, char_lm_trace, ensure_browser
 from numpy_lstm import LSTM, Linear, Module
+from numpy_lstm.inspect import rank_units, text_features, write_explorer
 from numpy_lstm.train.optim import Optimizer
 
 torch.set_num_threads(1)
@@ -76,6 +81,8 @@ def numerical_gradient(
     loss: Callable[[], float], array: np.ndarray, eps: float = 1e-6
 ) -> np.ndarray:
     """Central differences of `loss()` w.r.t. every element of `array`, perturbed in place."""
+    if not array.flags.writeable:
+        raise ValueError("a parameter is read-only: perturb it inside `with module.editing():`")
     grad = np.zeros_like(array)
     flat, grad_flat = array.reshape(-1), grad.reshape(-1)
     assert np.shares_memory(flat, array), "perturbation must reach the array in place"
@@ -175,9 +182,10 @@ def assert_lstm_gradients_match(
     dx, (dh0, dc0) = lstm.backward(d_out, (dh_n, dc_n))
     analytic = {"x": dx, "h0": dh0, "c0": dc0, **{k: v.copy() for k, v in lstm.grads.items()}}
     arrays = {**inputs, **dict(lstm.named_parameters())}
-    for name, array in arrays.items():
-        error = relative_error(analytic[name], numerical_gradient(loss, array))
-        assert error < max_error, f"d{name}: relative error {error:.2e}"
+    with lstm.editing():  # the parameters are perturbed in place
+        for name, array in arrays.items():
+            error = relative_error(analytic[name], numerical_gradient(loss, array))
+            assert error < max_error, f"d{name}: relative error {error:.2e}"
 
 
 def assert_resume_is_bit_exact(build: Callable[[], Any], stop: int, path: Any) -> None:
@@ -254,3 +262,36 @@ def run_both(
             p.grad = to_torch(g)
         torch_opt.step()
     return model, opt, theirs, torch_opt
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[Any]:
+    ensure_browser()
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError as err:
+        pytest.fail(f"selenium is missing ({err}): pip install -e '.[test]'")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (*FLAGS, f"--user-data-dir={tempfile.mkdtemp(prefix='explorer-chromium-')}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SE_OFFLINE", "true")  # Selenium Manager must never reach the network
+        browser = webdriver.Chrome(
+            service=Service(executable_path=str(CHROMEDRIVER)), options=options
+        )
+        try:
+            yield browser
+        finally:
+            browser.quit()
+
+
+@pytest.fixture(scope="module")
+def lm_page(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, numpy_lstm.Trace, dict]:
+    tr = char_lm_trace(TEXT, hidden=16)
+    ranked = rank_units(tr, text_features(TEXT))
+    highlights = {name: unit for name, (unit, _) in ranked.items()}
+    path = tmp_path_factory.mktemp("explorer") / "lm.html"
+    return write_explorer(path, TEXT, tr, highlights=highlights), tr, highlights

@@ -4,7 +4,9 @@ every implementation timed, the fast path really used for "ours" and the referen
 
 from __future__ import annotations
 
+import itertools
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +36,14 @@ def test_bench_quick_run_writes_json_and_markdown(tmp_path: Path, capsys) -> Non
     if kernels.fast_enabled():
         assert kernels.counts["fast"] > before["fast"]
     assert kernels.counts["reference"] > before["reference"]
+    names = {r["case"]["name"]: r for r in report["results"]}
+    for case in ("head 20,4,8,16", "streaming 20 calls of 1,1,8,16"):  # what users do, too
+        assert set(names[case]["timings"]) == {"ours", "reference", "torch", "onnxruntime"}
+    assert all(t["settled_ms"] > 0 for r in report["results"] for t in r["timings"].values())
+    assert "CPU" in report["machine"]["isa"]
     table = md_path.read_text()
     assert "| 20,4,8,16 | inference |" in table and "**1 thread**" in table
+    assert report["machine"]["isa"] in table.splitlines()[0]  # every figure names the CPU
     assert table.strip() in capsys.readouterr().out
 
 
@@ -48,9 +56,21 @@ def test_gemm_shapes_count_every_product() -> None:
     assert len(training) == len(forward) + 4 * 4
 
 
-def test_measure_interleaves_and_reports_median_and_min() -> None:
-    calls = []
-    timings = bench.measure({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 3, 0)
-    assert calls[-6:] == ["a", "b"] * 3  # interleaved rounds after the warm-up
+def test_measure_alternates_blocks_back_to_back_and_settled() -> None:
+    stamps: list[tuple[str, float]] = []
+    fns = {name: (lambda name=name: stamps.append((name, time.perf_counter()))) for name in "ab"}
+    timings = bench.measure(fns, 3, 0)
+    blocks = [name for k, (name, _) in enumerate(stamps) if k == 0 or stamps[k - 1][0] != name]
+    # warm-up, then per round: a and b back to back, then a and b settled
+    assert blocks == ["a", "b"] * 7
+    pauses = sum(b - a >= bench.SETTLE_S for (_, a), (_, b) in itertools.pairwise(stamps))
+    assert pauses == 3 * 2  # one before each settled sample, none before the back-to-back ones
+    for name, _ in stamps[:4]:
+        assert name in "ab"
+    # each back-to-back sample was led in by the same calls for LEAD_IN_S
+    first_a_block = [t for name, t in stamps[4:] if name == "a"]
+    assert first_a_block[-1] - first_a_block[0] >= bench.LEAD_IN_S
     assert set(timings) == {"a", "b"}
-    assert all(np.isfinite(t["median_ms"]) for t in timings.values())
+    for t in timings.values():
+        assert np.isfinite([t["median_ms"], t["min_ms"], t["settled_ms"]]).all()
+        assert t["min_ms"] <= t["median_ms"]

@@ -5,15 +5,25 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 
 import numpy_lstm
 from numpy_lstm.cli import main
-from numpy_lstm.cli.demo import DemoSettings, narrate_events, run
+from numpy_lstm.cli.demo import (
+    DemoSettings,
+    code_passage,
+    evaluate_on,
+    narrate_events,
+    run,
+    spread_pieces,
+    trained_text,
+)
 from numpy_lstm.io.native import load_tensors
-from numpy_lstm.tasks.charlm import load_for_sampling
+from numpy_lstm.nn.module import evaluating
+from numpy_lstm.tasks.charlm import CharLMTask, load_for_sampling
 
 TINY = {"minutes": 0.1, "hidden_size": 24, "passage_chars": 300}
 
@@ -47,17 +57,27 @@ def test_demo_writes_the_whole_report(tmp_path: Path) -> None:
     for feature, (unit, r) in summary["units"].items():
         header = f"Unit {unit} tracks “{feature}” (correlation {r:+.2f} with its memory)."
         assert header in narration and header in printed
-    marks = {"opening quote": '["]', "closing quote": '["]', "newline": "[↵]"}
+    marks = {"opening quote": "[\"]|[']", "closing quote": "[\"]|[']", "newline": "[↵]"}
     marks |= {"opening bracket": "[(]|[[]|[{]", "closing bracket": "[)]|[]]|[}]"}
-    told = [line.split() for line in narration.splitlines() if line.startswith("  ")]
+    marks |= {"comment starts": "[#]", "comment ends": "[↵]", "unclosed string ends": "[↵]"}
+    marks |= {"indent": "[ ]", "dedent": "]"}
+    told = [line.strip() for line in narration.splitlines() if line.startswith("  ")]
     assert told
-    for words in told:
-        kind = " ".join(words[:2]) if words[0] in ("opening", "closing") else words[0]
-        assert kind in marks, words  # an event, not the fallback "largest change"
-        assert any(mark in " ".join(words) for mark in marks[kind].split("|")), words
-        assert "the Eraser wiped" in " ".join(words)
+    for line in told:
+        kind = next((k for k in marks if line.startswith(k + " ")), None)
+        assert kind is not None, line  # an event, not the fallback "largest change"
+        context = line.split("  step ")[0]
+        assert any(mark in context for mark in marks[kind].split("|")), line
+        assert "the Eraser wiped" in line
+    # the closing measurements: held-out and trained-on text, measured alike, and their gap
+    for key in ("validation_bpc", "training_bpc", "gap_bpc"):
+        assert np.isfinite(summary[key]), key
+    assert summary["gap_bpc"] == summary["validation_bpc"] - summary["training_bpc"]
+    assert summary["validation_bpc"] == result["last"]["bpc"]  # the trainer's last evaluation
+    assert "Python's standard library source" in printed
     html = (folder / "explorer.html").read_text()
-    assert "http://" not in html and "https://" not in html
+    # offline: nothing loaded from the network (a namespace URI such as SVG's is no load)
+    assert not re.search(r"""(src|href)\s*=\s*["']?https?:|url\(["']?https?:|@import""", html)
     model, vocab = load_for_sampling(folder / "charlm.ckpt")  # the checkpoint is usable
     assert len(vocab) == model.head.out_features
 
@@ -70,7 +90,7 @@ def test_narration_is_at_the_feature_events_with_the_trace_numbers(
     text = 'a = "x" + f(y)\nb = "zz"\n'
     lstm = numpy_lstm.LSTM(3, 6, dtype=np.float64, rng=rng)
     tr = numpy_lstm.trace(lstm, rng.standard_normal((len(text), 1, 3)))
-    quotes = narrate_events(tr, text, "inside quotes", unit=4)
+    quotes = narrate_events(tr, text, "inside a string", unit=4)
     assert [line.split()[:2] for line in quotes] == [
         ["opening", "quote"],
         ["closing", "quote"],
@@ -106,3 +126,40 @@ def test_cli_demo_runs_the_main_job(tmp_path: Path) -> None:
     out = tmp_path / "cli-report"
     assert main(["demo", "--minutes", "0.08", "--out", str(out), "--seed", "1"]) == 0
     assert (out / "explorer.html").exists() and (out / "charlm.ckpt").exists()
+
+
+def test_evaluation_pieces_are_spread_over_the_whole_text() -> None:
+    ids = np.arange(1000)
+    pieces = spread_pieces(ids, 4, 10)  # (length, pieces), time-major like the task's streams
+    assert pieces.shape == (10, 4)
+    np.testing.assert_array_equal(pieces[0], [0, 330, 660, 990])  # first to last stretch
+    np.testing.assert_array_equal(pieces[:, 1], np.arange(330, 340))
+    short = spread_pieces(np.arange(9), 4, 10)  # too short: fewer, shorter pieces, no overlap
+    assert short.shape == (2, 4) and len(set(short.reshape(-1).tolist())) == 8
+
+
+def test_evaluate_on_is_the_tasks_own_evaluation_on_other_streams(tmp_path: Path) -> None:
+    corpus = tmp_path / "text.txt"
+    corpus.write_text("def f(x):\n    return (x, 'y')  # z\n" * 60, encoding="utf-8")
+    task = CharLMTask(str(corpus), embedding_dim=4, hidden_size=8, batch_size=4, bptt=8)
+    with evaluating(task.model):
+        expected = task.evaluate()
+    validation = task.val_streams
+    assert evaluate_on(task, validation.copy()) == expected
+    assert task.val_streams is validation  # put back
+    for _ in range(3):
+        task.train_step()
+    # the text read so far: 3 windows of 8 (and the target after them) of each of 4 streams
+    read = trained_text(task)
+    assert len(read) == 4 * 25
+    np.testing.assert_array_equal(read[:25], task.train_streams[:25, 0])
+
+
+def test_the_passage_starts_at_top_level_code_not_inside_a_docstring() -> None:
+    held_out = (
+        "# file: a.py\n"
+        '"""A docstring that shows code:\n\ndef not_this():\n    pass\n"""\n'
+        "x = 1\n"
+        "def this_one():\n    return 2\n"
+    )
+    assert code_passage(held_out, 10) == "def this_o"

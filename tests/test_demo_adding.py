@@ -4,8 +4,11 @@ that it is deterministic, and the command line that runs it."""
 from __future__ import annotations
 
 import io
+import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -112,8 +115,12 @@ def test_default_demo_learns_the_task_and_its_filter_follows_the_marker() -> Non
     assert len(losses) == 15 and losses[-1] < losses[0] / 20  # the printed loss falls
 
 
-def test_cli_demo_prints_the_loss_and_the_gate_table(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--task", "adding", "--steps", "30", "--seed", "3"]) == 0
+def test_cli_demo_prints_the_loss_and_the_gate_table_and_writes_a_page(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    argv = ["demo", "--task", "adding", "--steps", "30", "--seed", "3", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    assert (tmp_path / "explorer.html").stat().st_size > 0
     out = capsys.readouterr().out
     assert "baseline (predict 1)" in out
     assert "30 steps, seed 3" in out
@@ -123,6 +130,46 @@ def test_cli_demo_prints_the_loss_and_the_gate_table(capsys: pytest.CaptureFixtu
     rows = [line for line in out.splitlines() if line.endswith("◀ marked")]
     assert len(rows) == 2  # one row per step, the two marked ones flagged
     assert "Filter (i) averages" in out and "Eraser (1 − f) averages" in out
+
+
+def test_run_demo_writes_the_explorer_page_of_its_test_sequence(tmp_path: Path) -> None:
+    """One glyph per step (▲ at the marks), the two inputs as rows, the memory unit the report
+    names highlighted, and notes that tell the table's story with the printed numbers."""
+    out = io.StringIO()
+    metrics = run_demo(steps=300, seed=0, out=out, folder=tmp_path / "report")
+    page = (tmp_path / "report" / "explorer.html").read_text("utf-8")
+    report = out.getvalue()
+    assert f"wrote {tmp_path / 'report' / 'explorer.html'}" in report
+    meta = json.loads(re.search(r'id="meta">(.*?)</script>', page).group(1))
+    rows = [line.split() for line in report.splitlines() if "│" in line and line[:3].strip()]
+    table = [row for row in rows if row[0].isdigit()]  # t value mark pred │ …
+    assert meta["steps"] == len(table) == 25 and meta["units"] == 24
+    marks = [int(row[2]) for row in table]
+    assert meta["text"] == "".join("▲" if mark else "·" for mark in marks)
+    value, marker = meta["inputs"]
+    assert (value["label"], value["digits"], marker["label"], marker["digits"]) == (
+        "value",
+        2,
+        "marker",
+        0,
+    )
+    assert marker["values"] == marks
+    for shown, row in zip(value["values"], table, strict=True):
+        assert shown == pytest.approx(float(row[1]), abs=0.0051)  # the table prints 3 digits
+    unit = int(metrics["unit"])
+    assert meta["highlights"] == [
+        {"label": "memory unit (holds the sum)", "unit": unit, "r": metrics["memory_target_corr"]}
+    ]
+    notes = "\n".join(meta["notes"])
+    for role in ("Filter", "Writer", "Eraser", "Presenter", "head", "pred", "f kept"):
+        assert role in notes, role
+    # this run's numbers, as the report prints them
+    assert f"keeps {metrics['eraser_between']:.3f} of the memory" in notes
+    assert f"{metrics['filter_marked']:.2f} at marked steps" in notes
+    assert f"correlation {metrics['memory_target_corr']:+.3f}" in notes
+    target = re.search(r"target (\d\.\d{3}), prediction (\d\.\d{3})", report)
+    assert f"the target is {target.group(1)}, and the model answers {target.group(2)}" in notes
+    assert meta["predictions"] is None
 
 
 def test_cli_version(capsys: pytest.CaptureFixture[str]) -> None:

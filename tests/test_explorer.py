@@ -16,6 +16,7 @@ import pytest
 import numpy_lstm
 from numpy_lstm.cli import main
 from numpy_lstm.inspect.explorer import (
+    InputRow,
     PageMeta,
     encode_plane,
     narrated_numbers,
@@ -23,6 +24,8 @@ from numpy_lstm.inspect.explorer import (
     sign_magnitude,
     write_explorer,
 )
+from numpy_lstm.inspect.features import text_features
+from numpy_lstm.inspect.predict import MAX_PREDICTED_STEPS, Predictions
 
 
 def decode_plane(plane: dict[str, str], T: int) -> np.ndarray:
@@ -148,9 +151,16 @@ def test_explore_command_writes_a_page_from_a_checkpoint(
     out = tmp_path / "explorer.html"
     code = main(["explore", checkpoint, "--text", 'the "fox" (brown)\nquick', "--out", str(out)])
     assert code == 0 and f"wrote {out}" in capsys.readouterr().out
-    meta = json.loads(re.search(r'id="meta">(.*?)</script>', out.read_text("utf-8")).group(1))
+    page = out.read_text("utf-8")
+    meta = json.loads(re.search(r'id="meta">(.*?)</script>', page).group(1))
     assert meta["steps"] == 23 and meta["units"] == 12
-    features = {"inside quotes", "inside brackets", "position in line", "after newline"}
+    # the model's next-character predictions at every step, in its own alphabet
+    predictions = meta["predictions"]
+    assert predictions["steps"] == 23 and predictions["k"] == 5 and predictions["window"] == 20
+    assert "".join(predictions["alphabet"]) == "".join(sorted(set('the "quick" (brown) fox.\n')))
+    for key in ("top_id", "top_p", "saliency"):
+        assert f'id="plane-{key}"' in page
+    features = set(text_features("a"))  # the features the explorer looks for
     for pick in meta["highlights"]:  # only units whose colours visibly track a feature
         assert pick["label"] in features and abs(pick["r"]) >= 0.3, pick
     code = main(
@@ -165,6 +175,7 @@ def test_explore_command_writes_a_page_from_a_checkpoint(
     meta = json.loads(re.search(r'id="meta">(.*?)</script>', out.read_text("utf-8")).group(1))
     assert meta["text"] == "unknown" + " " * 7 + "fox"
     assert meta["placeholders"] == [7, 9, 10, 12]
+    assert meta["predictions"]["steps"] == len(meta["text"])  # the stand-ins are read too
 
 
 def test_fifty_thousand_characters_by_256_units_fit_in_twenty_megabytes() -> None:
@@ -181,7 +192,11 @@ def test_fifty_thousand_characters_by_256_units_fit_in_twenty_megabytes() -> Non
     model = CharLM(len(vocab), 16, 256, 1, 0.0, np.random.default_rng(0), np.dtype("float32"))
     model.eval()
     tr = numpy_lstm.trace(model.lstm, model.embedding(vocab.encode(text)[:, None]))
-    meta, planes = page_data(text, tr)
+    # with predictions for as many steps as they are made, at their least compressible (random)
+    predictions = random_predictions(
+        np.random.default_rng(1), list(vocab.chars), MAX_PREDICTED_STEPS, 5, 20
+    )
+    meta, planes = page_data(text, tr, predictions=predictions)
     size = len(render_html(meta, planes).encode("utf-8"))
     assert size < 20e6, f"{size / 1e6:.1f} MB"
     numbers = narrated_numbers(tr)
@@ -194,3 +209,85 @@ def test_fifty_thousand_characters_by_256_units_fit_in_twenty_megabytes() -> Non
     # and a short page stays exact
     short, _ = page_data(text[:1000], tr)
     assert short["rounding"] == {} and short["rounding_note"] == ""
+
+
+def random_predictions(
+    rng: np.random.Generator, alphabet: list[str], steps: int, k: int, window: int
+) -> Predictions:
+    """Predictions with random numbers of the right kinds: ids, sorted probabilities, and a
+    saliency with both signs, a row of zeros (step 0 of a first window) and lags before the text."""
+    top_p = np.sort(rng.dirichlet(np.ones(len(alphabet)), steps), axis=1)[:, ::-1][:, :k]
+    saliency = rng.standard_normal((steps, window)) * rng.uniform(1e-6, 10, (steps, 1))
+    saliency[3] = 0
+    for t in range(min(steps, window)):
+        saliency[t, t + 1 :] = 0
+    top_ids = rng.permuted(np.tile(np.arange(len(alphabet)), (steps, 1)), axis=1)[:, :k]
+    return Predictions(alphabet, top_ids, top_p, saliency, window)
+
+
+@pytest.mark.parametrize("alphabet_size", [7, 300])
+def test_page_data_stores_predictions_as_the_page_reads_them(
+    rng: np.random.Generator, tricky_trace: numpy_lstm.Trace, alphabet_size: int
+) -> None:
+    """top_id as plain indices (uint8, or uint16 beyond 256 characters), top_p in per mille,
+    saliency in sign-magnitude percent of each step's largest |value|; Tp rows each."""
+    alphabet = [chr(0x41 + n) for n in range(alphabet_size)]
+    T = len(TRICKY)
+    predictions = random_predictions(rng, alphabet, T + 5, 4, 6)  # more steps than the text
+    meta, planes = page_data(TRICKY, tricky_trace, predictions=predictions)
+    info = meta["predictions"]
+    assert info is not None
+    assert {key: info[key] for key in ("alphabet", "k", "steps", "window")} == {
+        "alphabet": alphabet,
+        "k": 4,
+        "steps": T,
+        "window": 6,
+    }
+    assert info["about"].startswith("At each step:") and "per mille" in info["about"]
+    assert planes["top_id"]["dtype"] == ("u1" if alphabet_size <= 256 else "u2")
+    np.testing.assert_array_equal(decode_plane(planes["top_id"], T), predictions.top_ids[:T])
+    assert planes["top_p"]["dtype"] == "u2"
+    per_mille = decode_plane(planes["top_p"], T)
+    for t in (0, 5, T - 1):
+        for j in range(4):
+            assert per_mille[t, j] == round(1000 * predictions.top_p[t, j])
+    codes = decode_plane(planes["saliency"], T).astype(np.int64)
+    assert planes["saliency"]["dtype"] == "u1" and codes.shape == (T, 6)
+    percent = np.where(codes & 1, -1, 1) * (codes >> 1)
+    for t in range(T):
+        row = predictions.saliency[t]
+        largest = max(abs(row)) if row.any() else 1.0
+        for lag in range(6):
+            assert percent[t, lag] == round(100 * row[lag] / largest), (t, lag)
+    assert not percent[3].any() and np.abs(percent).max(axis=1)[4:].min() == 100
+    capped, _ = page_data(
+        TRICKY, tricky_trace, predictions=random_predictions(rng, alphabet, 9, 4, 6)
+    )
+    assert capped["predictions"] is not None and capped["predictions"]["steps"] == 9
+    assert capped["predictions"]["about"].startswith("At each of the first 9 steps")
+    # no predictions: no planes, meta says None
+    plain_meta, plain = page_data(TRICKY, tricky_trace)
+    assert plain_meta["predictions"] is None and "top_id" not in plain
+    assert plain_meta["inputs"] == [] and plain_meta["notes"] == []
+
+
+def test_page_data_keeps_input_rows_and_notes(tricky_trace: numpy_lstm.Trace) -> None:
+    T = len(TRICKY)
+    values = np.linspace(-1, 1, T + 3)  # longer than the text: its first T values count
+    rows: list[InputRow] = [
+        {"label": "value", "values": list(values), "digits": 2},
+        {"label": "marker", "values": [float(t == 4) for t in range(T)], "digits": 0},
+    ]
+    notes = ["The Filter opens at the markers.", "The head reads the memory out."]
+    meta, _ = page_data(TRICKY, tricky_trace, inputs=rows, notes=notes)
+    assert meta["notes"] == notes
+    assert [row["label"] for row in meta["inputs"]] == ["value", "marker"]
+    assert meta["inputs"][0]["values"] == [round(v, 2) for v in values[:T]]
+    assert meta["inputs"][1]["values"][4] == 1 and sum(meta["inputs"][1]["values"]) == 1
+    assert [row["digits"] for row in meta["inputs"]] == [2, 0]
+    json.dumps(meta, allow_nan=False)  # the page's JSON stays strict
+    with pytest.raises(ValueError, match="inputs: 'short'"):
+        page_data(TRICKY, tricky_trace, inputs=[{"label": "short", "values": [1.0], "digits": 1}])
+    with pytest.raises(ValueError, match="inputs: 'nan'"):
+        bad: InputRow = {"label": "nan", "values": [np.nan] * T, "digits": 1}
+        page_data(TRICKY, tricky_trace, inputs=[bad])

@@ -14,9 +14,7 @@ never skip. Selenium is given the driver's path, so it never downloads one.
 from __future__ import annotations
 
 import importlib
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,120 +22,24 @@ import numpy as np
 import pytest
 
 import numpy_lstm
+from browser import (
+    PASSAGE,
+    assert_card_matches_trace,
+    assert_no_console_errors,
+    char_lm_trace,
+    chars,
+    heat_point,
+    hover_card,
+    line_counter_trace,
+    move_to,
+    open_page,
+    pick_unit,
+    rgb,
+    tap,
+    text_colours,
+)  # fmt: skip
 from numpy_lstm.inspect import rank_units, text_features, write_explorer
-from numpy_lstm.tasks.charlm import CharLM, Vocabulary, default_corpus
-
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1400,1000",
-)
-TEXT = (
-    'He said "hello (world)" twice.\n\tThen: [a, b] {c}; it\'s 100% <b>fine</b> & done!\n'
-    'Unicode: é 🙂 "https://example.org/</script>"\nend'
-)
-
-
-def ensure_browser() -> None:
-    """Fail (never skip) when Debian's chromium or chromium-driver is missing."""
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
-    if missing:
-        pytest.fail(
-            f"the explorer's browser tests need Debian's chromium and chromium-driver; missing: "
-            f"{', '.join(missing)}. Install them with `make browser` (part of `make test`)."
-        )
-
-
-@pytest.fixture(scope="module")
-def driver() -> Iterator[Any]:
-    ensure_browser()
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError as err:
-        pytest.fail(f"selenium is missing ({err}): pip install -e '.[test]'")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (*FLAGS, f"--user-data-dir={tempfile.mkdtemp(prefix='explorer-chromium-')}"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SE_OFFLINE", "true")  # Selenium Manager must never reach the network
-        browser = webdriver.Chrome(
-            service=Service(executable_path=str(CHROMEDRIVER)), options=options
-        )
-        try:
-            yield browser
-        finally:
-            browser.quit()
-
-
-def open_page(driver: Any, path: Path, timeout: float = 60) -> float:
-    """Load the page and wait until it has decoded its data; returns the seconds it took."""
-    from selenium.common.exceptions import TimeoutException
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    start = time.perf_counter()
-    driver.get(path.as_uri())
-    try:
-        WebDriverWait(driver, timeout).until(
-            lambda d: d.execute_script("return document.documentElement.dataset.ready") == "true"
-        )
-    except TimeoutException:
-        pytest.fail(f"the page never became ready; browser log: {driver.get_log('browser')}")
-    return time.perf_counter() - start
-
-
-def assert_no_console_errors(driver: Any) -> None:
-    severe = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
-    assert not severe, severe
-
-
-def char_lm_trace(text: str, hidden: int, seed: int = 0) -> numpy_lstm.Trace:
-    """A random-weight CharLM (eval mode) traced on `text`: realistic gates, no training."""
-    vocab = Vocabulary.from_text(text)
-    model = CharLM(len(vocab), 16, hidden, 1, 0.0, np.random.default_rng(seed), np.dtype("float32"))
-    model.eval()
-    return numpy_lstm.trace(model.lstm, model.embedding(vocab.encode(text)[:, None]))
-
-
-@pytest.fixture(scope="module")
-def lm_page(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, numpy_lstm.Trace, dict]:
-    tr = char_lm_trace(TEXT, hidden=16)
-    ranked = rank_units(tr, text_features(TEXT))
-    highlights = {name: unit for name, (unit, _) in ranked.items()}
-    path = tmp_path_factory.mktemp("explorer") / "lm.html"
-    return write_explorer(path, TEXT, tr, highlights=highlights), tr, highlights
-
-
-def chars() -> list[str]:
-    return list(TEXT)  # code points, as the page counts them
-
-
-def text_colours(driver: Any) -> list[str]:
-    return driver.execute_script(
-        "return [...document.querySelectorAll('#text span')]"
-        ".map((s) => getComputedStyle(s).backgroundColor)"
-    )
-
-
-def rgb(colour: str) -> tuple[int, ...]:
-    return tuple(int(v) for v in colour[colour.index("(") + 1 : -1].split(",")[:3])
-
-
-def pick_unit(driver: Any, unit: int) -> None:
-    from selenium.webdriver.common.by import By
-
-    box = driver.find_element(By.ID, "unit")
-    box.clear()
-    box.send_keys(str(unit))
-    assert driver.execute_script("return explorer.state().unit") == unit
+from numpy_lstm.tasks.charlm import default_corpus
 
 
 def test_page_loads_without_errors_or_network_and_shows_every_character(
@@ -181,11 +83,18 @@ def test_picking_a_unit_or_a_quantity_recolours_the_text(driver: Any, lm_page: t
     driver.find_element(By.ID, "prev").click()
     assert text_colours(driver) == colours
 
-    driver.find_element(By.CSS_SELECTOR, "#quantities button[data-q='f']").click()
-    eraser = text_colours(driver)
-    assert eraser != colours
-    greens = [rgb(colour) for colour in eraser]
+    driver.find_element(By.CSS_SELECTOR, "#quantities button[data-q='i']").click()
+    filters = text_colours(driver)
+    assert filters != colours
+    greens = [rgb(colour) for colour in filters]
     assert all(g >= r for r, g, _ in greens)  # the sequential (gate) palette
+
+    # the Eraser's colours say what it erases, 1 − f, on a palette of its own (white: keeps all)
+    driver.find_element(By.CSS_SELECTOR, "#quantities button[data-q='e']").click()
+    palette = [rgb(css) for css in driver.execute_script("return explorer.palette('e')")]
+    erased = 100 - np.rint(100 * tr.gate("f")[:, 0, unit].astype(np.float64))  # in percent
+    expected = [palette[int(np.floor(255 * e / 100 + 0.5))] for e in erased]
+    assert [rgb(colour) for colour in text_colours(driver)] == expected
 
     target = next(iter(highlights.values()))
     driver.find_element(By.CSS_SELECTOR, f"#highlights .chip[data-unit='{target}']").click()
@@ -197,41 +106,6 @@ def test_picking_a_unit_or_a_quantity_recolours_the_text(driver: Any, lm_page: t
     share = closed + opened
     assert share[picked] >= share.max() - 2 / tr.steps  # percent rounding may move a boundary
     assert_no_console_errors(driver)
-
-
-def hover_card(driver: Any, element: Any) -> dict[str, str]:
-    """Move the pointer onto `element` and read the hover card's numbers and narration."""
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.by import By
-
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
-    ActionChains(driver).move_to_element(element).perform()
-    tip = driver.find_element(By.ID, "tip")
-    assert tip.is_displayed()
-    card = {
-        row.get_attribute("data-q"): row.find_element(By.CSS_SELECTOR, "td.num").text
-        for row in tip.find_elements(By.CSS_SELECTOR, "tr")
-    }
-    card["where"] = tip.find_element(By.CSS_SELECTOR, ".where").text
-    card["narration"] = tip.find_element(By.CSS_SELECTOR, ".narration").text
-    return card
-
-
-def assert_card_matches_trace(card: dict[str, str], tr: numpy_lstm.Trace, t: int, u: int) -> None:
-    record = tr.layer()
-    expected = {name: float(tr.gate(name)[t, 0, u]) for name in "ifgo"}
-    expected["c"] = float(record.c[t, 0, u])
-    expected["h"] = float(tr.gate("o")[t, 0, u] * record.act_c[t, 0, u])
-    shown = {key: float(card[key].split("→")[-1]) for key in "ifgoch"}
-    for key, value in expected.items():  # two decimals: gates in percent, the rest hundredths
-        assert abs(shown[key] - value) <= 0.005 + 1e-6, (key, shown[key], value)
-    # the Eraser's number is what it erases: 1 − f, beside the forget gate f (the share kept)
-    assert abs(float(card["erased"]) - (1 - expected["f"])) <= 0.005 + 1e-6
-    assert round(float(card["erased"]) + shown["f"], 2) == 1.0
-    assert card["where"] == f"step {t} · unit {u}"
-    assert card["narration"] == tr.explain(t, u)
-    wiped = f"the Eraser wiped {100 - round(100 * expected['f'])}% of the memory"
-    assert wiped in card["narration"]
 
 
 def test_hovering_a_character_shows_the_trace_numbers_and_narration(
@@ -251,32 +125,53 @@ def test_hovering_a_character_shows_the_trace_numbers_and_narration(
 
 def test_hovering_and_clicking_the_heatmap(driver: Any, lm_page: tuple) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.actions.action_builder import ActionBuilder
     from selenium.webdriver.common.by import By
 
     path, tr, _ = lm_page
     open_page(driver, path)
     canvas = driver.find_element(By.ID, "heat")
-    driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", canvas)
-    layout = driver.execute_script(
-        "const r = arguments[0].getBoundingClientRect();"
-        "return {...HEAT, left: r.left, top: r.top}",  # the page's own layout constants
-        canvas,
-    )
-    row = max(1, min(10, 160 // tr.lstm.hidden_size))
-    t, u = 6, 4  # in the first block, the Filter
-    x = layout["left"] + layout["gutter"] + (t + 0.5) * layout["colW"]
-    y = layout["top"] + layout["ruler"] + layout["axis"] + (u + 0.5) * row
-    pointer = ActionBuilder(driver)
-    pointer.pointer_action.move_to_location(round(x), round(y))
-    pointer.perform()
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", canvas)
+    t, u = 6, 4
+    move_to(driver, *heat_point(driver, t, u))
     tip = driver.find_element(By.ID, "tip")
     assert tip.find_element(By.CSS_SELECTOR, ".where").text == f"step {t} · unit {u}"
-    assert tip.find_element(By.CSS_SELECTOR, "tr.current").get_attribute("data-q") == "i"
+    # the heatmap shows the quantity on show (the memory, at first)
+    assert tip.find_element(By.CSS_SELECTOR, "tr.current").get_attribute("data-q") == "c"
     assert tip.find_element(By.CSS_SELECTOR, ".narration").text == tr.explain(t, u)
     ActionChains(driver).click().perform()
     assert driver.execute_script("return explorer.state()")["unit"] == u
     assert "step" in driver.find_elements(By.CSS_SELECTOR, "#text span")[t].get_attribute("class")
+    assert_no_console_errors(driver)
+
+
+def test_a_click_on_any_row_of_256_units_picks_that_unit(driver: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    text = default_corpus()[:400]
+    tr = char_lm_trace(text, hidden=256)
+    open_page(driver, write_explorer(tmp_path / "rows.html", text, tr, highlights={"first": 3}))
+    assert driver.execute_script("return explorer.heatLayout().rowH") >= 2
+    canvas = driver.find_element(By.ID, "heat")
+    for unit in (0, 109, 110, 200, 255):
+        # the rows scroll inside their box: bring the unit's row to the middle of the screen
+        driver.execute_script(
+            "const [canvas, u] = arguments, box = canvas.parentElement, l = explorer.heatLayout();"
+            "box.scrollTop = l.top + u * l.rowH - box.clientHeight / 2;"
+            "box.scrollIntoView({block: 'center'});",
+            canvas,
+            unit,
+        )
+        x, y = heat_point(driver, 12, unit)
+        move_to(driver, x, y)
+        ActionChains(driver).click().perform()
+        assert driver.execute_script("return explorer.state().unit") == unit
+    # taller rows, and the named unit is labelled beside its row
+    before = driver.execute_script("return explorer.heatLayout().rowH")
+    taller = driver.find_element(By.ID, "rows-in")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", taller)
+    taller.click()
+    assert driver.execute_script("return explorer.heatLayout().rowH") > before
     assert_no_console_errors(driver)
 
 
@@ -351,7 +246,7 @@ def test_ten_thousand_characters_by_256_units_load_and_recolour_quickly(
         "requestAnimationFrame(() => setTimeout(() => done(performance.now() - start)));"
     )
     recolour = driver.execute_async_script(measure % "explorer.setUnit(200)")
-    requantify = driver.execute_async_script(measure % "explorer.setQuantity('f')")
+    requantify = driver.execute_async_script(measure % "explorer.setQuantity('e')")
     scroll = driver.execute_async_script(
         measure % "document.getElementById('hscroll').scrollLeft = 1e9"
     )
@@ -394,34 +289,6 @@ def test_the_page_narrates_with_the_sentences_python_sends(
 
 # -- colour that shows the signal, and a phone --------------------------------------------------
 
-LINES = [
-    'def parse(text, depth=0):\n    """Read one "item" (or a list of them)."""',
-    '    words = [w for w in text.split(" ") if w]\n    return {"depth": depth, "words": words}',
-    "\n# a comment line that runs on for a while before it stops\nvalue = parse('a b c')",
-]
-PASSAGE = "\n".join(LINES * 8)
-
-
-def line_counter_trace(text: str, hidden: int = 32, planted: int = 11) -> numpy_lstm.Trace:
-    """A random LSTM over one-hot characters, with unit `planted` built to count the characters
-    of each line (i, g, o ≈ 1; f ≈ 1 except at a newline, where f ≈ 0): its memory reaches the
-    line's length, far beyond ±1 — on a tanh colour scale it would be one flat colour."""
-    vocab = Vocabulary.from_text(text)
-    rng = np.random.default_rng(7)
-    V, H = len(vocab), hidden
-    W_ih = rng.uniform(-1, 1, (4 * H, V))
-    W_hh = rng.uniform(-0.3, 0.3, (4 * H, H))
-    bias = rng.uniform(-0.5, 0.5, 4 * H)
-    rows = [k * H + planted for k in range(4)]
-    W_ih[rows], W_hh[rows], W_hh[:, planted] = 0.0, 0.0, 0.0
-    W_ih[H + planted, vocab.index["\n"]] = -30.0
-    bias[rows] = 10.0, 15.0, 10.0, 10.0
-    lstm = numpy_lstm.LSTM(V, H, dtype=np.float64)
-    state = {"weight_ih_l0": W_ih, "weight_hh_l0": W_hh, "bias_ih_l0": bias}
-    lstm.load_state_dict(state | {"bias_hh_l0": np.zeros(4 * H)})
-    x = np.eye(V)[vocab.encode(text)]  # (T, V)
-    return numpy_lstm.trace(lstm, x)
-
 
 def test_every_pick_shows_its_feature_in_colours_that_vary(driver: Any, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
@@ -454,13 +321,6 @@ def test_every_pick_shows_its_feature_in_colours_that_vary(driver: Any, tmp_path
     assert_no_console_errors(driver)
 
 
-def tap(driver: Any, x: float, y: float) -> None:
-    """A finger's tap at viewport (x, y): touch start and end, as a phone sends them."""
-    point = [{"x": x, "y": y, "radiusX": 2, "radiusY": 2}]
-    driver.execute_cdp_cmd("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": point})
-    driver.execute_cdp_cmd("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
-
-
 def test_a_phone_sees_the_whole_width_and_can_tap(driver: Any, tmp_path: Path) -> None:
     tr = line_counter_trace(PASSAGE)
     path = write_explorer(
@@ -490,13 +350,11 @@ def test_a_phone_sees_the_whole_width_and_can_tap(driver: Any, tmp_path: Path) -
         assert driver.execute_script("return document.getElementById('tip').hidden") is False
         # a tap on a heatmap row picks that unit
         unit = 3
-        x, y = driver.execute_script(
+        driver.execute_script(
             "const c = document.getElementById('heat'), bar = document.querySelector('.bar');"
             "scrollBy(0, c.getBoundingClientRect().top - bar.offsetHeight - 40);"
-            "const r = c.getBoundingClientRect(); const rowH = Math.max(1, Math.min(10,"
-            f" Math.floor(160 / {tr.lstm.hidden_size}))); return [r.left + HEAT.gutter + 15,"
-            f" r.top + 36 + {unit} * rowH + rowH / 2]"
         )
+        x, y = heat_point(driver, 1, unit)
         time.sleep(0.5)  # two quick taps would read as a double tap
         tap(driver, x, y)
         assert driver.execute_script("return explorer.state().unit") == unit

@@ -1,7 +1,13 @@
-"""Text features are computed right on hand-made strings, and rank_units finds the unit that
-tracks a feature: planted in synthetic values, and built into an LSTM by hand."""
+"""Text features are computed right on hand-made strings and agree with Python's own tokenizer
+on whole modules, and rank_units finds the unit that tracks a feature: planted in synthetic
+values, and built into an LSTM by hand."""
 
 from __future__ import annotations
+
+import importlib.util
+import io
+import tokenize
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,18 +20,112 @@ from numpy_lstm.inspect.features import (
     displayed_values,
     rank_units,
     robust_scale,
+    scan_strings,
     text_features,
 )
 
+FEATURES = {
+    "inside a string",
+    "inside a comment",
+    "inside brackets",
+    "bracket depth",
+    "indentation",
+    "position in line",
+    "after newline",
+}
 
-def test_inside_quotes_counts_the_opening_quote_in_and_the_closing_quote_out() -> None:
-    got = text_features('a"bc"d""e')["inside quotes"]
-    np.testing.assert_array_equal(got, [0, 1, 1, 1, 0, 0, 1, 0, 0])
+
+def marks(mask: np.ndarray) -> str:
+    """A feature as a string of x (1) and . (0), one per character, to compare at a glance."""
+    return "".join("x" if value else "." for value in mask)
 
 
-def test_inside_brackets_tracks_nesting_and_ignores_unmatched_closers() -> None:
-    got = text_features("a(b[c]d)e)f{g")["inside brackets"]
-    np.testing.assert_array_equal(got, [0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1])
+# -- strings and comments: hand-marked snippets (the state *after* reading each character) -------
+@pytest.mark.parametrize(
+    ("text", "string", "comment"),
+    [
+        # one-quote strings: the opening quote is inside, the closing one already outside
+        ("a = 'bc' + \"d\"", "....xxx....xx.", ".............."),
+        ("''", "x.", ".."),
+        # a backslash keeps the escaped quote (and an escaped backslash) inside
+        ("s = 'a\\'b\\\\'", "....xxxxxxx.", "............"),
+        # triple quotes: inside up to the last character of the closing three
+        ('"""a"b"""', "xxxxxxxx.", "........."),
+        ("'''x\n'''y", "xxxxxxx..", "........."),
+        # a prefix stands before the string; a name that is not a prefix opens nothing
+        ("rb'x' don't", "..xx.......", "..........."),
+        # # inside a string is text, a quote inside a comment is text; the newline ends both
+        ("'#' # it's\nx", "xx..........", "....xxxxxx.."),
+        # a one-quote string left open ends at the newline; a text cut inside a string stays in
+        ("'ab\ncd '''ef", "xxx....xxxxx", "............"),
+    ],
+)
+def test_strings_and_comments_are_read_as_python_reads_them(
+    text: str, string: str, comment: str
+) -> None:
+    features = text_features(text)
+    assert marks(features["inside a string"]) == string
+    assert marks(features["inside a comment"]) == comment
+    assert marks(scan_strings(text)[0]) == string  # the scanner alone, as on a cut passage
+
+
+def tokenize_oracle(source: str) -> tuple[str, str]:
+    """Python's own tokenizer: STRING tokens (from their first quote; the last character of
+    the closing quote is outside) and COMMENT tokens, as x/. marks."""
+    lines = source.splitlines(keepends=True)
+    offset = np.cumsum([0] + [len(line) for line in lines])
+    string, comment = np.zeros(len(source), bool), np.zeros(len(source), bool)
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        start = offset[token.start[0] - 1] + token.start[1]
+        end = offset[token.end[0] - 1] + token.end[1]
+        if token.type == tokenize.STRING:
+            first_quote = min(token.string.find(q) for q in "'\"" if q in token.string)
+            string[start + first_quote : end - 1] = True
+        elif token.type == tokenize.COMMENT:
+            comment[start:end] = True
+    return marks(string), marks(comment)
+
+
+@pytest.mark.parametrize("module", ["tokenize", "json.decoder", "string", "textwrap", "pydoc"])
+def test_the_scanner_agrees_with_pythons_tokenizer_on_standard_library_modules(
+    module: str,
+) -> None:
+    """On a whole module tokenize answers exactly; the scanner, which reads the cut passages
+    tokenize refuses, must give the same answer there (on 300 random stdlib files it does)."""
+    spec = importlib.util.find_spec(module)
+    assert spec is not None and spec.origin is not None
+    source = Path(spec.origin).read_text(encoding="utf-8")
+    in_string, in_comment = scan_strings(source)
+    assert (marks(in_string), marks(in_comment)) == tokenize_oracle(source)
+    assert in_string.any() and in_comment.any()
+
+
+def test_a_cut_passage_that_tokenize_refuses_is_still_read() -> None:
+    # an unclosed bracket and a docstring cut at the end: tokenize raises, the scanner reads it
+    text = 'f(x, "a)")  # (\n    """doc ('
+    features = text_features(text)
+    assert marks(features["inside a string"]) == "....." + "xxx" + "." * 12 + "x" * 8
+    assert marks(features["inside a comment"]) == "." * 12 + "xxx" + "." * 13
+    # brackets in strings and comments do not count: only f( is open, until its )
+    depth = [0] + [1] * 8 + [0] * 19
+    np.testing.assert_array_equal(features["bracket depth"], depth)
+
+
+def test_brackets_track_nesting_in_code_and_ignore_unmatched_closers() -> None:
+    features = text_features("a(b[c]d)e)f{g")
+    np.testing.assert_array_equal(
+        features["inside brackets"], [0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1]
+    )
+    np.testing.assert_array_equal(
+        features["bracket depth"], np.array([0, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0, 1, 1]) / 2
+    )
+
+
+def test_indentation_counts_the_leading_spaces_read_so_far() -> None:
+    text = "if x:\n    y = 1\n  \tz\n"
+    # i f _ x : ↵ _ _ _ _ y _ = _ 1 ↵ _ _ ⇥ z ↵
+    counts = [0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 4, 4, 4, 4, 4, 0, 1, 2, 3, 3, 0]
+    np.testing.assert_allclose(text_features(text)["indentation"], np.array(counts) / 4)
 
 
 def test_position_in_line_restarts_after_each_newline_and_is_normalised() -> None:
@@ -38,15 +138,11 @@ def test_position_in_line_restarts_after_each_newline_and_is_normalised() -> Non
 
 
 def test_features_have_one_value_per_character_even_for_tiny_texts() -> None:
-    for text in ("", "x", "\n", '"'):
+    for text in ("", "x", "\n", '"', "'''", "#"):
         features = text_features(text)
-        assert set(features) == {
-            "inside quotes",
-            "inside brackets",
-            "position in line",
-            "after newline",
-        }
+        assert set(features) == FEATURES
         assert all(f.shape == (len(text),) and f.dtype == np.float64 for f in features.values())
+        assert all(((f >= 0) & (f <= 1)).all() for f in features.values())
 
 
 def test_correlations_are_pearson_and_zero_for_constant_columns(rng: np.random.Generator) -> None:
@@ -102,11 +198,12 @@ def quote_parity_lstm(H: int, planted: int, rng: np.random.Generator) -> numpy_l
 def test_rank_units_finds_the_unit_built_to_track_quotes(
     rng: np.random.Generator, quantity: str
 ) -> None:
-    text = "".join(rng.choice(list('ab c"'), size=300, p=[0.3, 0.3, 0.2, 0.12, 0.08]))
+    # every quote after a space, never two in a row: Python's reading is the quotes' parity
+    text = "".join(rng.choice(["ab", "c", " ", ' "'], size=200, p=[0.3, 0.3, 0.2, 0.2]))
     x = (np.array(list(text)) == '"').astype(np.float64)[:, None]  # (T, I=1)
     tr = numpy_lstm.trace(quote_parity_lstm(8, planted=3, rng=rng), x)
     ranked = rank_units(tr, text_features(text), quantity)
-    unit, r = ranked["inside quotes"]
+    unit, r = ranked["inside a string"]
     assert unit == 3 and r > 0.9, ranked
 
 

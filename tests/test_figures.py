@@ -141,7 +141,8 @@ def test_memory_span_histogram_draws_units_that_outlive_the_passage_apart(
     tmp_path: Path, rng: np.random.Generator
 ) -> None:
     lstm = numpy_lstm.LSTM(I, H, dtype=np.float64, rng=rng)
-    lstm.bias_ih_l0[H : H + 2] = 30.0  # units 0 and 1: the Eraser never erases (f ≈ 1)
+    with lstm.editing():
+        lstm.bias_ih_l0[H : H + 2] = 30.0  # units 0 and 1: the Eraser never erases (f ≈ 1)
     tr = numpy_lstm.trace(lstm, 2 * rng.standard_normal((T, B, I)))
     path = tmp_path / "span.png"
     names = {0: "inside quotes, r = +0.62", 3: "after newline, r = -0.41"}

@@ -143,8 +143,9 @@ def test_training_continues_in_torch_step_for_step(rng: np.random.Generator) -> 
         y, _ = model(x, lengths=lengths)
         loss, dy = mse_loss(y, target)
         model.backward(dy)
-        for name, param in model.named_parameters():
-            param -= lr * model.grads[name]
+        with model.editing():  # plain SGD, in place
+            for name, param in model.named_parameters():
+                param -= lr * model.grads[name]
         return loss
 
     for _ in range(3):

@@ -109,6 +109,31 @@ def test_gradients_through_time_match_torch_autograd_per_step(rng: np.random.Gen
     assert not lstm.grads["weight_hh_l0"].any()  # a trace leaves the layer's gradients alone
 
 
+@pytest.mark.parametrize("layout", ["time_major", "batch_first", "unbatched"])
+def test_backward_keeps_the_gradient_wrt_the_input_time_major(
+    rng: np.random.Generator, layout: str
+) -> None:
+    """trace.input_grad is torch's x.grad through a two-layer stack, (T, B, I) in every layout."""
+    batch = 1 if layout == "unbatched" else B
+    torch_lstm = torch.nn.LSTM(I, H, num_layers=2, dtype=torch.float64)
+    x = rng.standard_normal((T, batch, I))
+    d_out = rng.standard_normal((T, batch, H))
+    x_torch = to_torch(x, requires_grad=True)
+    (torch_lstm(x_torch)[0] * to_torch(d_out)).sum().backward()
+
+    batch_first = layout == "batch_first"
+    lstm = numpy_lstm.LSTM(I, H, num_layers=2, batch_first=batch_first, dtype=np.float64)
+    lstm.load_state_dict({k: v.detach().numpy() for k, v in torch_lstm.state_dict().items()})
+    if layout == "batch_first":
+        tr = numpy_lstm.trace(lstm, x.transpose(1, 0, 2)).backward(d_out.transpose(1, 0, 2))
+    elif layout == "unbatched":
+        tr = numpy_lstm.trace(lstm, x[:, 0]).backward(d_out[:, 0])
+    else:
+        tr = numpy_lstm.trace(lstm, x).backward(d_out)
+    assert tr.input_grad is not None and tr.input_grad.shape == (T, batch, I)
+    np.testing.assert_allclose(tr.input_grad, x_torch.grad.numpy(), atol=1e-13)
+
+
 def constant_eraser_lstm(keep: float) -> numpy_lstm.LSTM:
     """An LSTM whose Eraser is `keep` at every step, whatever the input."""
     lstm = numpy_lstm.LSTM(1, 2, dtype=np.float64, rng=0)

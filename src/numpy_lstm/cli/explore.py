@@ -42,7 +42,9 @@ def explore(
     Any text works: characters outside the model's vocabulary are read as one stand-in
     character and marked on the page; a text longer than max_chars is cut there. Both are
     reported on stderr."""
-    from ..inspect import rank_units, text_features, write_explorer
+    from ..inspect import next_characters, rank_units, text_features, write_explorer
+    from ..inspect.explorer import EXACT_VALUES
+    from ..inspect.predict import MAX_PREDICTED_STEPS
     from ..inspect.trace import trace
     from ..tasks.charlm import load_for_sampling
 
@@ -69,6 +71,19 @@ def explore(
     ids = vocab.encode(text)
     tr = trace(model.lstm, model.embedding(ids[:, None]))  # (T, 1, E): one sequence
     ranked = rank_units(tr, text_features(text), "c", layer=layer, direction=direction)
+    # What the model expects next at each step, and which characters drove it (the stand-ins
+    # are what the model read, so they count too): every step of a page that keeps its exact
+    # numbers (≤ 10,000 characters at 256 units: ≤ 15 MB, room to spare), else the first
+    # MAX_PREDICTED_STEPS, so that 50,000 characters stay under 20 MB.
+    exact = len(text) * model.lstm.hidden_size <= EXACT_VALUES
+    predictions = next_characters(
+        model.embedding,
+        model.lstm,
+        model.head,
+        ids,
+        vocab.chars,
+        max_steps=max(len(text), MAX_PREDICTED_STEPS) if exact else MAX_PREDICTED_STEPS,
+    )
     return write_explorer(
         out,
         text,
@@ -77,6 +92,7 @@ def explore(
         direction=direction,
         highlights=dict(ranked),
         placeholders=replaced,
+        predictions=predictions,
         title=f"Gate explorer · {Path(checkpoint).name}",
     )
 

@@ -32,7 +32,9 @@ from .train import add_sample, add_train
 
 def _run_demo(args: argparse.Namespace) -> int:
     if args.task == "adding":
-        run_demo(steps=args.steps, seed=args.seed, out=sys.stdout)
+        make_folder(args.out, "--out")  # the page's folder, before training
+        check_writable(os.path.join(args.out, "explorer.html"), "--out")
+        run_demo(steps=args.steps, seed=args.seed, out=sys.stdout, folder=args.out)
         return 0
     from .demo import DemoSettings, run
 
@@ -50,7 +52,8 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
         "progress bar and samples as they improve, then write a report folder: the gate "
         "explorer (offline HTML), figures, a narration in the gate vocabulary — Filter (i), "
         "Eraser (1 − f), Writer (g), Presenter (o) — and the checkpoint. `--task adding` runs the "
-        "quick adding-problem demo instead (a per-step gate table, seconds).",
+        "quick adding-problem demo instead (a per-step gate table and an explorer page of one "
+        "test sequence, seconds).",
     )
     parser.add_argument("--task", choices=["charlm", "adding"], default="charlm")
     parser.add_argument(

@@ -45,6 +45,7 @@ from typing import TypedDict
 import numpy as np
 
 from .features import SCALE_PERCENTILE, SCALED, robust_scale
+from .predict import Predictions
 from .trace import NarrationTemplate, Trace, narration_template
 
 SCALE = f"its {SCALE_PERCENTILE:.0f}th percentile of |value| over the text (raw values on hover)"
@@ -53,10 +54,13 @@ QUANTITIES = {
     "c": ("memory c", f"the memory after the step, coloured on this unit's own scale: {SCALE}"),
     "h": ("output h", f"what the Presenter shows, o·tanh(c), on this unit's own scale: {SCALE}"),
     "i": ("Filter i", "how much of the Writer's candidate is let into the memory"),
-    "f": ("forget gate f (kept)", "the share of the old memory kept; the Eraser wipes 1 − f"),
+    "e": ("Eraser 1 − f", "the share of the old memory the Eraser wipes (f keeps the rest)"),
     "g": ("Writer g", "the candidate content the Filter lets in"),
     "o": ("Presenter o", "how much of the memory is shown as output"),
 }
+# The stored planes: the four gates (the forget gate f as the share kept, from which the page
+# shows the Eraser's 1 − f), the memory and the output.
+PLANES = ("i", "f", "g", "o", "c", "h")
 # Up to this many steps × units (10,000 characters × 256 units: about 15 MB for a trained
 # char-LM) the page stores Trace.explain's numbers exactly. Beyond, it rounds them to
 # ROUNDING_STEPS (whole percent for the gates, hundredths for the rest) and each unit's memory
@@ -67,6 +71,20 @@ MEMORY_LEVELS = 4
 ROUNDING_NOTE = (
     f"a long text: numbers rounded (gates to {ROUNDING_STEPS['i']}%, the Writer and the output "
     f"to {ROUNDING_STEPS['g'] / 100:.2f}, each memory to 1/{MEMORY_LEVELS} of its scale)"
+)
+# The page's script, one file per concern (in page/), concatenated in this order: each file uses
+# only what the files before it define.
+SCRIPTS = (
+    "decode",
+    "words",
+    "colours",
+    "text",
+    "card",
+    "heatmap",
+    "strip",
+    "cell",
+    "predict",
+    "main",
 )
 MARKERS = re.compile(r"/\*STYLE\*/|/\*SCRIPT\*/|\{\{TITLE\}\}|\{\{META\}\}|\{\{PLANES\}\}")
 
@@ -81,6 +99,26 @@ class Highlight(TypedDict):
     label: str
     unit: int
     r: float | None  # how well the unit's colours track the feature, when known
+
+
+class InputRow(TypedDict):
+    """One of the page's own numeric inputs per step (the adding problem's value and marker)."""
+
+    label: str
+    values: list[float]  # (T,), rounded to `digits` decimals
+    digits: int
+
+
+class PredictionsMeta(TypedDict):
+    """What the prediction planes hold: top_id (Tp, k) indices into `alphabet`, top_p (Tp, k)
+    per mille, saliency (Tp, window) sign-magnitude percent of each row's largest |value|."""
+
+    alphabet: list[str]
+    k: int
+    steps: int  # Tp ≤ the page's steps: the first Tp steps have predictions
+    window: int
+    max_steps: int  # the cap the predictions were made with (Tp < steps where it bit)
+    about: str
 
 
 class PageMeta(TypedDict):
@@ -103,11 +141,20 @@ class PageMeta(TypedDict):
     placeholders: list[int]
     rounding: dict[str, list[int]]
     rounding_note: str
+    predictions: PredictionsMeta | None
+    inputs: list[InputRow]
+    notes: list[str]
 
 
 # a highlight: the unit, or (unit, r) with r its correlation with the feature
 HighlightSpec = int | tuple[int, float]
 Planes = dict[str, dict[str, str]]  # key → encode_plane's {"dtype", "data"}
+PREDICTIONS_ABOUT = (
+    "{where}: the model's {k} likeliest next characters with their probabilities in per mille, "
+    "and for the likeliest one how much each of the last {window} characters read pushed its "
+    "log-probability up or down (gradient × input, summed over the embedding, in percent of "
+    "that step's largest)."
+)
 
 
 def narrated_numbers(
@@ -187,6 +234,9 @@ def page_data(
     highlights: dict[str, HighlightSpec] | None = None,
     max_chars: int | None = None,
     placeholders: list[int] | None = None,
+    predictions: Predictions | None = None,
+    inputs: list[InputRow] | None = None,
+    notes: list[str] | None = None,
 ) -> tuple[PageMeta, Planes]:
     """What the page needs: (meta, planes). meta is small JSON (text, sizes, labels, highlights,
     the narration's sentences, the memory at the edge); planes maps "i", "f", "g", "o", "c", "h"
@@ -196,7 +246,10 @@ def page_data(
     quantity: :func:`~numpy_lstm.inspect.features.robust_scale` over the valid steps), because
     a trained char-LM's memories reach ±10…±20, where tanh(c) would be one flat colour.
     placeholders: the steps whose character stands in for one the model cannot read (shown
-    distinctly on the page)."""
+    distinctly on the page). predictions: the next-character predictions of the text
+    (:func:`~numpy_lstm.inspect.predict.next_characters`), stored as meta["predictions"] and the
+    planes "top_id", "top_p" and "saliency" (see :func:`prediction_planes`). inputs: numeric
+    input rows per step (meta["inputs"]); notes: paragraphs of plain text (meta["notes"])."""
     text = text if max_chars is None else text[:max_chars]
     if not text:
         raise ValueError("text: expected at least one character")
@@ -223,7 +276,7 @@ def page_data(
         key: encode_plane(
             sign_magnitude(np.rint(numbers[key] / steps[key]) if key in steps else numbers[key])
         )
-        for key in QUANTITIES
+        for key in PLANES
     }
     planes["valid"] = encode_plane(trace.valid[:T, batch].astype(np.uint8))
     meta: PageMeta = {
@@ -243,6 +296,76 @@ def page_data(
         "placeholders": sorted({int(t) for t in placeholders or () if 0 <= t < T}),
         "rounding": {key: step.tolist() for key, step in steps.items()},
         "rounding_note": ROUNDING_NOTE if steps else "",
+        "predictions": None,
+        "inputs": checked_inputs(inputs or [], T),
+        "notes": [str(note) for note in notes or ()],
+    }
+    if predictions is not None:
+        meta["predictions"], more = prediction_planes(predictions, T)
+        planes |= more
+    return meta, planes
+
+
+def checked_inputs(rows: list[InputRow], T: int) -> list[InputRow]:
+    """Each row's first T values, rounded to its digits; refuses a short or non-finite row."""
+    checked: list[InputRow] = []
+    for row in rows:
+        values, digits = np.asarray(row["values"], dtype=np.float64), row["digits"]
+        if not isinstance(digits, (int, np.integer)) or not 0 <= digits <= 15:
+            raise ValueError(f"inputs: {row['label']!r} → digits {digits!r}, expected 0…15")
+        if values.ndim != 1 or len(values) < T or not np.isfinite(values[:T]).all():
+            raise ValueError(
+                f"inputs: {row['label']!r} → expected {T} finite values (one per step), "
+                f"got shape {values.shape}"
+            )
+        rounded = [round(float(v), int(digits)) for v in values[:T]]
+        checked.append({"label": str(row["label"]), "values": rounded, "digits": int(digits)})
+    return checked
+
+
+def prediction_planes(predictions: Predictions, T: int) -> tuple[PredictionsMeta, Planes]:
+    """The first min(steps, T) predictions as meta["predictions"] and three planes, each
+    :func:`encode_plane`'d (Tp rows, unit-major: element (t, j) at j·Tp + t):
+
+    - "top_id" (Tp, k): alphabet indices, plain unsigned (uint8 for ≤ 256 characters, else
+      uint16);
+    - "top_p" (Tp, k) uint16: probabilities in per mille, rint(1000·p);
+    - "saliency" (Tp, window): :func:`sign_magnitude` of rint(100·s / max|s| over the row) —
+      percent of the step's largest |value| (a row of zeros stays zeros).
+    """
+    alphabet, Tp = list(predictions.alphabet), min(predictions.steps, T)
+    if not 1 <= len(alphabet) <= 65536:
+        raise ValueError(f"predictions: expected 1…65536 characters, got {len(alphabet)}")
+    top_ids, top_p = predictions.top_ids[:Tp], predictions.top_p[:Tp]
+    saliency = np.asarray(predictions.saliency[:Tp], dtype=np.float64)
+    if top_ids.size and (top_ids.min() < 0 or top_ids.max() >= len(alphabet)):
+        raise ValueError("predictions: top_ids outside the alphabet")
+    if not (np.isfinite(top_p).all() and ((top_p >= 0) & (top_p <= 1)).all()):
+        raise ValueError("predictions: top_p must be probabilities in [0, 1]")
+    if not np.isfinite(saliency).all():
+        raise ValueError("predictions: the saliency is not all finite")
+    largest = np.abs(saliency).max(axis=1, keepdims=True)
+    percent = np.rint(100 * saliency / np.where(largest > 0, largest, 1))
+    index_dtype = np.uint8 if len(alphabet) <= 256 else np.uint16
+    planes = {
+        "top_id": encode_plane(top_ids.astype(index_dtype)),
+        "top_p": encode_plane(np.rint(1000 * top_p).astype(np.uint16)),
+        "saliency": encode_plane(sign_magnitude(percent)),
+    }
+    k, window, cap = predictions.k, predictions.window, predictions.max_steps
+    meta: PredictionsMeta = {
+        "alphabet": alphabet,
+        "k": k,
+        "steps": Tp,
+        "window": window,
+        "max_steps": cap,
+        "about": PREDICTIONS_ABOUT.format(
+            where="At each step"
+            if Tp == T
+            else f"At each of the first {Tp:,} steps (predictions stop at {cap:,})",
+            k=k,
+            window=window,
+        ),
     }
     return meta, planes
 
@@ -255,7 +378,7 @@ def _script_json(value: object) -> str:
 
 def render_html(meta: PageMeta, planes: Planes) -> str:
     """The page: the template with the style, the script and the data inlined."""
-    assets = files(__package__)
+    assets = files(__package__) / "page"
     blocks = "\n".join(
         f'<script type="application/octet-stream" id="plane-{key}" data-dtype="{p["dtype"]}">'
         f"{p['data']}</script>"
@@ -263,7 +386,7 @@ def render_html(meta: PageMeta, planes: Planes) -> str:
     )
     values = {
         "/*STYLE*/": (assets / "explorer.css").read_text("utf-8"),
-        "/*SCRIPT*/": (assets / "explorer.js").read_text("utf-8"),
+        "/*SCRIPT*/": "\n".join((assets / f"{name}.js").read_text("utf-8") for name in SCRIPTS),
         "{{TITLE}}": html.escape(meta["title"]),
         "{{META}}": _script_json(meta),
         "{{PLANES}}": blocks,
@@ -286,6 +409,9 @@ def write_explorer(
     highlights: dict[str, HighlightSpec] | None = None,
     max_chars: int | None = None,
     placeholders: list[int] | None = None,
+    predictions: Predictions | None = None,
+    inputs: list[InputRow] | None = None,
+    notes: list[str] | None = None,
 ) -> Path:
     """Write the explorer page for `text` (its character t is step t of sequence `batch` of the
     trace) and return its path.
@@ -294,6 +420,7 @@ def write_explorer(
     as :func:`~numpy_lstm.inspect.features.rank_units` returns; the page offers each as a
     one-click pick (showing r). max_chars keeps only the first characters (and steps).
     placeholders: steps whose character replaced one outside the model's vocabulary.
+    predictions, inputs, notes: see :func:`page_data`.
     """
     meta, planes = page_data(
         text,
@@ -305,6 +432,9 @@ def write_explorer(
         highlights=highlights,
         max_chars=max_chars,
         placeholders=placeholders,
+        predictions=predictions,
+        inputs=inputs,
+        notes=notes,
     )
     path = Path(path)
     path.write_text(render_html(meta, planes), encoding="utf-8")

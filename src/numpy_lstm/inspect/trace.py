@@ -4,6 +4,7 @@
     tr.gate("f")                                 # (T, B, H): forget gate f, the share kept
     1 - tr.gate("f")                             # what the Eraser erases
     tr.backward(d_out)                           # adds ‖∂L/∂c_t‖ and ‖∂L/∂h_t‖ through time
+    tr.input_grad                                # (T, B, I): ∂L/∂x_t, what each input drove
     print(tr.explain(step=12, unit=7))           # plain-language narration from the numbers
 
 Recording happens only when asked (`trace(...)` runs a forward with `record=True`); an ordinary
@@ -112,6 +113,9 @@ class Trace:
         self.lstm = lstm
         self.layers = layers
         self.valid = valid  # (T, B) bool
+        # (T, B, I) ∂L/∂x_t after backward(): time-major like every other array of the trace,
+        # whatever layout x was passed in (the batch axis kept for unbatched x)
+        self.input_grad: np.ndarray | None = None
 
     @property
     def steps(self) -> int:
@@ -139,9 +143,12 @@ class Trace:
         d_out: npt.ArrayLike | None = None,
         d_state: GradStateLike | None = None,
     ) -> Trace:
-        """Run BPTT from upstream gradients and add per-step ∂L/∂h_t and ∂L/∂c_t to every layer
-        (the layer's own `grads` are not touched). Returns self."""
-        _, _, grads = self.lstm.backward_pass(d_out, d_state, record=True)
+        """Run BPTT from upstream gradients and add per-step ∂L/∂h_t and ∂L/∂c_t to every layer,
+        and ∂L/∂x_t as `input_grad` (T, B, I) (the layer's own `grads` are not touched).
+        Returns self."""
+        dx, _, grads = self.lstm.backward_pass(d_out, d_state, record=True)
+        # backward_pass answers in the caller's layout; the trace keeps time-major (T, B, ·)
+        self.input_grad = self.lstm._cache.layout.to_time_major(dx)
         D = self.lstm.num_directions
         for index, g in enumerate(grads):
             key = (index // D, index % D)

@@ -1,9 +1,11 @@
-"""How many threads the compiled kernels may use: one setting for the whole library."""
+"""How many threads the compiled kernels may use (one setting for the whole library), the pool
+they run on, and BLAS held to one thread beside them."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import cache
 from typing import TYPE_CHECKING
@@ -55,3 +57,27 @@ def _blas_controller() -> ThreadpoolController:
     from threadpoolctl import ThreadpoolController  # imported when first needed
 
     return ThreadpoolController()
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_threads = 0
+
+
+def run_parallel(work: Callable[[int, int], None], chunks: list[tuple[int, int]]) -> None:
+    """work(start, stop) for every range in `chunks`: all but the first on the library's pool
+    (threads that sleep when idle; work that releases the GIL — compiled kernels, BLAS — runs
+    truly in parallel), the first on this thread. Returns when all are done; the first error
+    raised is raised here."""
+    global _pool, _pool_threads
+    if len(chunks) == 1:
+        work(*chunks[0])
+        return
+    if _pool is None or _pool_threads < len(chunks) - 1:
+        if _pool is not None:
+            _pool.shutdown(wait=False)
+        _pool_threads = len(chunks) - 1
+        _pool = ThreadPoolExecutor(_pool_threads, thread_name_prefix="numpy_lstm")
+    futures = [_pool.submit(work, start, stop) for start, stop in chunks[1:]]
+    work(*chunks[0])
+    for future in futures:
+        future.result()

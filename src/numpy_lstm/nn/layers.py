@@ -24,6 +24,7 @@ from ..core.validation import (
     resolve_rng,
 )
 from ..core.variants import StepValues, step_backward, step_forward
+from ..kernels.products import matmul
 from .init import Initializer, initial_value
 from .module import Module
 
@@ -269,7 +270,7 @@ class Linear(Module):
             raise ValueError(f"x: expected shape (..., {self.in_features}), got {x.shape}")
         check_finite("x", x)
         self._x = x
-        y = x @ self._params["weight"].T
+        y = matmul(x, self._params["weight"].T)  # the library's thread model: see products
         return y + self._params["bias"] if "bias" in self._params else y
 
     def backward(self, dy: ArrayLike) -> np.ndarray:
@@ -278,11 +279,11 @@ class Linear(Module):
         x = self._x
         dy = checked_input("dy", dy, self.dtype, (*x.shape[:-1], self.out_features))
         dy_flat, x_flat = dy.reshape(-1, self.out_features), x.reshape(-1, self.in_features)
-        grads = {"weight": dy_flat.T @ x_flat}
+        grads = {"weight": matmul(dy_flat.T, x_flat)}
         if "bias" in self._params:
             grads["bias"] = dy_flat.sum(axis=0)
         self._accumulate(grads)
-        return dy @ self._params["weight"]
+        return matmul(dy, self._params["weight"])
 
     def __repr__(self) -> str:
         bias = "" if "bias" in self._params else ", bias=False"

@@ -140,8 +140,9 @@ class LSTM(RecurrentBase):
                 self._names.append(names)
                 if forget_bias is not None:
                     H = self.hidden_size
-                    self._params[names["bias_ih"]][H : 2 * H] = forget_bias
-                    self._params[names["bias_hh"]][H : 2 * H] = 0
+                    with self.editing():
+                        self._params[names["bias_ih"]][H : 2 * H] = forget_bias
+                        self._params[names["bias_hh"]][H : 2 * H] = 0
 
     # The options as attributes, read from `options` (which is frozen: build a new LSTM to
     # change the architecture).

@@ -4,17 +4,23 @@ It owns named parameters and their accumulated gradients, nests sub-modules (nam
 dots, exactly like torch's state_dict keys), and loads/saves state with strict validation.
 The math lives in pure functions elsewhere; a module only keeps what a forward call needs for
 its backward.
+
+Parameters are read-only arrays: the library changes them (assignment, load_state_dict, an
+optimizer step, ``with module.editing():``) and says so to the kernels' version counter, so a
+fast path may keep prepared copies of the weights between calls without ever using stale ones.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from ..core.validation import FLOAT_DTYPES
+from ..kernels.versions import editing_ended, editing_started, weights_changed
 
 
 class IncompatibleKeys(NamedTuple):
@@ -37,9 +43,12 @@ class Module:
 
     # -- registration -------------------------------------------------------------------------
     def register_parameter(self, name: str, value: np.ndarray) -> None:
-        """Add a parameter (kept as given) and a zero gradient of the same shape and dtype."""
+        """Add a parameter (kept as given, made read-only: see :meth:`editing`) and a zero
+        gradient of the same shape and dtype."""
+        value.flags.writeable = False
         self._params[name] = value
         self._grads[name] = np.zeros_like(value)
+        weights_changed()
 
     def __getattr__(self, name: str) -> Any:
         # Only called when normal lookup fails: parameters and children read like attributes.
@@ -64,7 +73,10 @@ class Module:
         if problem:
             kind, message = problem
             raise kind(message)
-        self._params[name] = np.array(value, copy=True)
+        copy = np.array(value, copy=True)
+        copy.flags.writeable = False
+        self._params[name] = copy
+        weights_changed()
 
     # -- traversal ----------------------------------------------------------------------------
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
@@ -156,8 +168,36 @@ class Module:
         for name in own:
             if name in state:
                 module, local = owners[name]
-                module._params[local][...] = state[name]  # in place: references stay live
+                write_in_place(module._params[local], state[name])  # references stay live
         return IncompatibleKeys(missing, unexpected)
+
+    @contextmanager
+    def editing(self) -> Iterator[Module]:
+        """Edit parameters in place inside the block: ``with lstm.editing(): lstm.bias_ih_l0[0]
+        = 1.0``. Parameters are read-only elsewhere, so that no edit can slip past the fast
+        kernels' prepared copies of the weights; inside it, no call reuses a prepared copy, and on
+        leaving it (even on an error) they are read-only again."""
+        params = [p for _, p in self.named_parameters()]
+        editing_started()  # calls inside the block reuse no prepared weights
+        for p in params:
+            p.flags.writeable = True
+        try:
+            yield self
+        finally:
+            for p in params:
+                p.flags.writeable = False
+            editing_ended()
+
+
+def write_in_place(param: np.ndarray, value: ArrayLike) -> None:
+    """param[...] = value for a parameter, which is read-only otherwise; the weights' version
+    moves on (see :mod:`numpy_lstm.kernels.versions`), even if the write fails half-way."""
+    param.flags.writeable = True
+    try:
+        param[...] = value
+    finally:
+        param.flags.writeable = False
+        weights_changed()
 
 
 def _mismatch(name: str, current: np.ndarray, value: object) -> tuple[type[Exception], str] | None:

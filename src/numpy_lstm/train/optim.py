@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..nn.module import Module
+from ..nn.module import Module, write_in_place
 
 Buffers = dict[str, np.ndarray]
 # (param, grad, buffers, *, step, **hyperparameters) → (new param, new buffers); each rule has
@@ -224,7 +224,7 @@ class Optimizer:
                         )
                 updates.append((name, param, new_param, new_buffers))
         for name, param, new_param, new_buffers in updates:
-            param[...] = new_param  # in place: the module keeps the same array object
+            write_in_place(param, new_param)  # the module keeps the same array object
             for b, value in new_buffers.items():
                 self.buffers[b][name] = value
         self.step_count = step

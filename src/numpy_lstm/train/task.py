@@ -135,6 +135,8 @@ class Task(ABC):
     name: ClassVar[str]
     Options: ClassVar[type[TaskOptions]]
     item_name: ClassVar[str] = "sequences"  # what the throughput counts
+    # what the task trains on when no data file is given (a changed-data error names it)
+    default_data: ClassVar[str] = "data"
     model: Module
     options: TaskOptions
     items_per_step: int = 1

@@ -348,8 +348,9 @@ def _check_data_digest(meta: dict[str, Any], task: Task) -> None:
     actual = task.data_digest()
     if expected is not None and actual != expected:
         files = type(task).data_files(task.config())
-        what = ", ".join(f"{option} {path!r}" for option, path in files.items()) or "data"
+        what = ", ".join(f"{option} {path!r}" for option, path in files.items())
         name = next(iter(files), "data")
+        what = what or task.default_data
         raise DataChangedError(
             f"{name}: the training data ({what}) has changed since the checkpoint was written "
             f"(sha256 {actual} now, {expected} then)"

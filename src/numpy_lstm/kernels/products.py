@@ -1,0 +1,43 @@
+"""The library's own matrix products (a Linear head, its gradients) under one thread model.
+
+While the fast kernels are on, numpy-lstm never lets multi-threaded BLAS run beside its own
+threads: OpenBLAS keeps its threads spinning ~0.1 s after every threaded call, each taking a
+core from the kernels that run next (measured: a two-thread forward right after a threaded
+product ran no faster than one thread). So a product here holds BLAS to one thread and, when
+it is large, splits its rows over the kernels' own pool, each thread calling single-threaded
+BLAS. The user's BLAS setting is restored when the call returns. With the fast path off
+(``use_fast(False)``), products are plain NumPy under the user's BLAS setting, as before.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+import numpy as np
+
+from .select import fast_enabled
+from .threads import blas_threads, get_num_threads, run_parallel
+
+# Below this many multiply-adds a product runs on one thread: splitting costs more (~20 µs).
+PARALLEL_MIN_MACS = 2_000_000
+
+
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a (…, K) @ b (K, N) → (…, N), as ``a @ b`` computes it (b may be a transposed view).
+
+    With the fast kernels on: BLAS held to one thread, rows of the output split over the
+    kernels' threads when the product is large."""
+    if not fast_enabled():
+        return a @ b
+    rows = a.reshape(-1, a.shape[-1])
+    M, K = rows.shape
+    N = b.shape[1]
+    out = np.empty((M, N), np.result_type(a, b))
+    threads = min(get_num_threads(), max(1, M * K * N // PARALLEL_MIN_MACS), M)
+
+    def part(r0: int, r1: int) -> None:
+        np.matmul(rows[r0:r1], b, out=out[r0:r1])
+
+    with blas_threads(1):
+        run_parallel(part, list(pairwise(k * M // threads for k in range(threads + 1))))
+    return out.reshape(*a.shape[:-1], N)

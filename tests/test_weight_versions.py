@@ -1,0 +1,111 @@
+"""Weights change only through the library, which says so: parameters are read-only arrays, and
+every way of changing them — assignment, load_state_dict, an optimizer step, an editing block —
+moves the weights' version on, so a kernel's prepared copy of the weights is never stale."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+
+import numpy_lstm
+from numpy_lstm.kernels import use_fast
+from numpy_lstm.kernels.versions import weights_version
+from numpy_lstm.train.optim import SGD
+
+I, H = 5, 7
+
+
+def torch_output(lstm: numpy_lstm.LSTM, x: np.ndarray) -> np.ndarray:
+    """The independent oracle: torch's nn.LSTM with our current weights."""
+    theirs = torch.nn.LSTM(I, H, dtype=torch.float64)
+    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in lstm.state_dict().items()})
+    with torch.no_grad():
+        return theirs(torch.from_numpy(x))[0].numpy()
+
+
+def assign(lstm: numpy_lstm.LSTM) -> None:
+    lstm.weight_hh_l0 = lstm.weight_hh_l0 * 0.5
+
+
+def load(lstm: numpy_lstm.LSTM) -> None:
+    state = lstm.state_dict()
+    state["bias_ih_l0"] = state["bias_ih_l0"] + 1.0
+    lstm.load_state_dict(state)
+
+
+def optimizer_step(lstm: numpy_lstm.LSTM) -> None:
+    lstm.zero_grad()
+    out, _ = lstm(np.ones((3, 2, I)))
+    lstm.backward(np.ones_like(out))
+    SGD(lstm, lr=0.5).step()
+
+
+def edit_in_place(lstm: numpy_lstm.LSTM) -> None:
+    with lstm.editing():
+        lstm.weight_ih_l0[0, :] = 3.0
+
+
+CHANGES: dict[str, Callable[[numpy_lstm.LSTM], None]] = {
+    "assignment": assign,
+    "load_state_dict": load,
+    "optimizer step": optimizer_step,
+    "editing block": edit_in_place,
+}
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("change", CHANGES)
+def test_every_way_of_changing_weights_reaches_the_next_call(
+    rng: np.random.Generator, change: str, fast: bool
+) -> None:
+    lstm = numpy_lstm.LSTM(I, H, dtype=np.float64, rng=rng)
+    x = rng.standard_normal((6, 3, I))
+    with use_fast(fast):
+        before = lstm(x)[0]
+        lstm(x)  # twice: a kernel may have prepared the weights by now
+        version = weights_version()
+        CHANGES[change](lstm)
+        assert weights_version() != version
+        after = lstm(x)[0]
+    assert not np.allclose(after, before)
+    np.testing.assert_allclose(after, torch_output(lstm, x), rtol=1e-10, atol=1e-10)
+
+
+def test_inside_an_editing_block_every_call_sees_the_latest_weights(
+    rng: np.random.Generator,
+) -> None:
+    lstm = numpy_lstm.LSTM(I, H, dtype=np.float64, rng=rng)
+    x = rng.standard_normal((4, 2, I))
+    with lstm.editing():
+        first = lstm(x)[0]
+        lstm.bias_hh_l0[:] += 0.5  # an edit between two calls of one block
+        second = lstm(x)[0]
+        assert weights_version() != weights_version()  # nothing prepared is reused here
+    assert not np.allclose(first, second)
+    np.testing.assert_allclose(second, torch_output(lstm, x), rtol=1e-10, atol=1e-10)
+
+
+def test_parameters_cannot_be_edited_behind_the_librarys_back(rng: np.random.Generator) -> None:
+    lstm = numpy_lstm.LSTM(I, H, dtype=np.float64, rng=rng)
+    with pytest.raises(ValueError, match="read-only"):
+        lstm.weight_ih_l0[0, 0] = 1.0
+    for _, param in lstm.named_parameters():
+        with pytest.raises(ValueError, match="read-only"):
+            param *= 2
+    with lstm.editing():
+        lstm.weight_ih_l0[0, 0] = 1.0
+    assert lstm.weight_ih_l0[0, 0] == 1.0 and not lstm.weight_ih_l0.flags.writeable
+
+
+def test_an_error_inside_an_editing_block_leaves_the_weights_read_only(
+    rng: np.random.Generator,
+) -> None:
+    lstm = numpy_lstm.LSTM(I, H, dtype=np.float64, rng=rng)
+    version = weights_version()
+    with pytest.raises(RuntimeError), lstm.editing():
+        lstm.bias_ih_l0[0] = 2.0
+        raise RuntimeError("half-way")
+    assert not lstm.bias_ih_l0.flags.writeable and weights_version() != version
