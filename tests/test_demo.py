@@ -44,6 +44,9 @@ def test_demo_writes_the_whole_report(tmp_path: Path) -> None:
         "summary.json",
     ):
         assert (folder / name).stat().st_size > 0, name
+    page = (folder / "explorer.html").read_text("utf-8")
+    for plane in ("top_id", "top_p", "saliency"):  # the model's predictions, on the page too
+        assert f'id="plane-{plane}"' in page
     printed = out.getvalue()
     assert printed.count("— sample at step") == 5  # a sample at every evaluation
     assert f"Report written to {folder.resolve()}/" in printed

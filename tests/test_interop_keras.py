@@ -283,7 +283,9 @@ def test_go_backwards_lstm_matches_keras(
         np.testing.assert_allclose(h_n[0], h, atol=ATOL)
         np.testing.assert_allclose(c_n[0], c, atol=ATOL)
     np.testing.assert_array_equal(ours(x, lengths=LENGTHS)[0], ours(x, mask=MASK)[0])
-    np.testing.assert_array_equal(ours(x[0])[0], ours(x)[0][0])  # unbatched (T, I)
+    # unbatched (T, I): the same numbers up to the last bits, which the SIMD kernels' order of
+    # summation for a lone row (split into partial sums) may change
+    np.testing.assert_allclose(ours(x[0])[0], ours(x)[0][0], rtol=1e-6, atol=1e-7)
 
 
 def test_go_backwards_stack_with_head_and_gradients(

@@ -225,3 +225,21 @@ def test_trace_errors(rng: np.random.Generator) -> None:
         tr.gradient_norms()
     with pytest.raises(TypeError, match=r"lstm: expected a numpy_lstm\.LSTM"):
         numpy_lstm.trace(numpy_lstm.Linear(2, 2), np.zeros((1, 2)))
+
+
+def test_backward_runs_through_the_traced_forward_even_after_another_forward(
+    rng: np.random.Generator,
+) -> None:
+    lstm = numpy_lstm.LSTM(3, 4, dtype=np.float64, rng=rng)
+    x = rng.standard_normal((5, 2, 3))
+    d_out = rng.standard_normal((5, 2, 4))
+    expected = numpy_lstm.trace(lstm, x).backward(d_out).input_grad
+    tr = numpy_lstm.trace(lstm, x)
+    lstm(rng.standard_normal((5, 2, 3)))  # another forward of the same shape, after the trace
+    np.testing.assert_array_equal(tr.backward(d_out).input_grad, expected)
+    # and against torch's autograd on the traced input
+    theirs = torch.nn.LSTM(3, 4, dtype=torch.float64)
+    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in lstm.state_dict().items()})
+    x_t = torch.from_numpy(x).requires_grad_(True)
+    theirs(x_t)[0].backward(torch.from_numpy(d_out))
+    np.testing.assert_allclose(expected, x_t.grad.numpy(), rtol=1e-10, atol=1e-12)

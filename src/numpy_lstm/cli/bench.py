@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ..kernels import isa_path
 from ..kernels import select as kernels
 from ..kernels.threads import blas_threads, set_num_threads
 from .bench_cases import CASES, IMPLS, QUICK_CASES, Case, Gemms, calls, flops, gemm_shapes
@@ -156,16 +157,15 @@ def machine() -> dict[str, Any]:
 
 
 def isa() -> str:
-    """The vector instructions the CPU offers (AVX-512, AVX2 or neither) and, where the kernels
-    say, the path they dispatch to."""
+    """The vector instructions the CPU offers (AVX-512, AVX2 or neither) and the path the fast
+    kernels dispatch to (avx512, avx2, generic; none without numba)."""
     try:
         with open("/proc/cpuinfo") as f:
             flags = set(next(ln for ln in f if ln.startswith("flags")).split(":", 1)[1].split())
     except (OSError, StopIteration):
         flags = set()
     offered = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
-    path = getattr(kernels, "isa_path", None)  # the SIMD dispatch, where the kernels have it
-    return f"{offered} CPU" + (f", kernels: {path()}" if path is not None else "")
+    return f"{offered} CPU, kernels: {isa_path()}"  # the SIMD path the fast kernels dispatch to
 
 
 def startup_times() -> dict[str, float]:

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..inspect.events import feature_events, first_of_each
 from ..inspect.features import scan_strings
+from ..inspect.predict import next_characters
 from ..inspect.trace import Trace, trace
 from ..nn.module import evaluating
 from ..tasks.charlm import CharLMTask
@@ -172,12 +173,17 @@ def write_report(
     ranked = features.rank_units(tr, features.text_features(passage[:-1]))
     # the page's one-click picks, each with its r on the chip
     highlights: dict[str, int | tuple[int, float]] = dict(ranked)
+    model, ids = task.model, task.vocab.encode(passage[:-1])
+    with evaluating(model):  # what the model expects next at each step, and what drove it
+        alphabet = [task.vocab.decode([k]) for k in range(len(task.vocab))]
+        predictions = next_characters(model.embedding, model.lstm, model.head, ids, alphabet)
     explorer.write_explorer(
         out / "explorer.html",
         passage[:-1],
         tr,
         highlights=highlights,
         title="numpy-lstm demo: a char-LM reading Python's standard library",
+        predictions=predictions,
     )
     names = figures.unit_names(ranked)  # unit → "inside quotes, r = +0.62"
     window = passage[:120]

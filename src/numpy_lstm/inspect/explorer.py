@@ -1,13 +1,22 @@
 """The gate explorer: one self-contained HTML page to look at what each unit of an LSTM does.
 
     tr = numpy_lstm.trace(model.lstm, model.embedding(ids[:, None]))
-    write_explorer("explorer.html", text, tr, highlights={"inside quotes": 17})
+    write_explorer("explorer.html", text, tr, highlights={"inside a string": 17},
+                   predictions=next_characters(model.embedding, model.lstm, model.head, ids, chars))
 
-The page shows the text with every character coloured by one unit's value (the memory c, the
-output h, or one of the four gates: the "interpretable cell" view of Karpathy, Johnson & Fei-Fei
-2015), a unit and quantity picker, a hover card with all four gates and their narration, and
-units × steps heatmaps of every gate. Everything is inline — script, style and data — so the file
-works offline, from disk, in any modern browser; nothing in it points to the network.
+What a learner sees: the text with every character coloured by one unit's value (the memory c,
+the output h, or a gate — the Eraser as what it erases, 1 − f: the "interpretable cell" view of
+Karpathy, Johnson & Fei-Fei 2015) with one-click picks of the units that track a feature; the
+story of the chosen unit under it, column by column (Filter i, Eraser 1 − f, Writer g, written
+i·g, the memory as a line on its own scale, the output h) beside a live cell diagram (after
+Olah) whose wires carry the hovered step's numbers; the model's top-5 next characters there and
+which earlier characters drove the first (gradient × input); "find units by example" — select a
+span, the units that single it out are ranked (LSTMVis, Strobelt et al. 2018); a hover card with
+every gate and the narration; and every unit × step of the quantity on show as a heatmap.
+Pages of non-text sequences (the adding problem) add numeric input rows and explanatory notes.
+Everything is inline — script, style and data — so the file works offline, from disk, in any
+modern browser; nothing in it points to the network. The script is page/*.js, one file per
+concern (SCRIPTS), the style page/explorer.css, the skeleton page/explorer.html.
 
 Narration. The page does not have its own wording: its data carries :meth:`Trace.explain`'s
 sentences (:func:`~numpy_lstm.inspect.trace.narration_template`), and the page only fills in the

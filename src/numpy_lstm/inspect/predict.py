@@ -109,12 +109,12 @@ def next_characters(
 
     embedding: ids → the LSTM's inputs; lstm: unidirectional (a bidirectional one's prediction
     at step t has read the future); head: Linear, the LSTM's output → one logit per character of
-    `alphabet`. The model's gradients (`grads`) are not touched, but the LSTM's last forward
-    is replaced: run a trace's backward before this, not after.
+    `alphabet`. The model's gradients (`grads`) are not touched (a trace recorded before this
+    still runs its backward through its own forward).
 
     Cost: about W backward passes over the text (the windows overlap), batched and split
     between threads. 10,000 characters at 256 units, float32: ~5 s of CPU time (8–9 s wall on
-    2 Zen 4 cores shared with other work); float64 twice that.
+    2 AMD EPYC cores shared with other work); float64 twice that.
     """
     if not isinstance(embedding, Embedding):
         raise TypeError(f"embedding: expected a numpy_lstm.Embedding, got {type(embedding)}")

@@ -109,10 +109,19 @@ class LayerTrace:
 class Trace:
     """The record of one forward pass (and optionally its backward) of an :class:`LSTM`."""
 
-    def __init__(self, lstm: LSTM, layers: dict[tuple[int, int], LayerTrace], valid: np.ndarray):
+    def __init__(
+        self,
+        lstm: LSTM,
+        layers: dict[tuple[int, int], LayerTrace],
+        valid: np.ndarray,
+        forward: object = None,
+    ):
         self.lstm = lstm
         self.layers = layers
         self.valid = valid  # (T, B) bool
+        # the LSTM's record of this forward, which backward() runs from: the LSTM itself keeps
+        # only its latest forward, which may be another one by then
+        self._forward = forward
         # (T, B, I) ∂L/∂x_t after backward(): time-major like every other array of the trace,
         # whatever layout x was passed in (the batch axis kept for unbatched x)
         self.input_grad: np.ndarray | None = None
@@ -146,9 +155,15 @@ class Trace:
         """Run BPTT from upstream gradients and add per-step ∂L/∂h_t and ∂L/∂c_t to every layer,
         and ∂L/∂x_t as `input_grad` (T, B, I) (the layer's own `grads` are not touched).
         Returns self."""
-        dx, _, grads = self.lstm.backward_pass(d_out, d_state, record=True)
-        # backward_pass answers in the caller's layout; the trace keeps time-major (T, B, ·)
-        self.input_grad = self.lstm._cache.layout.to_time_major(dx)
+        latest = self.lstm._cache
+        if self._forward is not None:
+            self.lstm._cache = self._forward  # BPTT through *this* trace's forward
+        try:
+            dx, _, grads = self.lstm.backward_pass(d_out, d_state, record=True)
+            # backward_pass answers in the caller's layout; the trace keeps time-major (T, B, ·)
+            self.input_grad = self.lstm._cache.layout.to_time_major(dx)
+        finally:
+            self.lstm._cache = latest
         D = self.lstm.num_directions
         for index, g in enumerate(grads):
             key = (index // D, index % D)
@@ -266,4 +281,4 @@ def trace(
         )
     first = call.caches[0]
     valid = np.ones(first.x.shape[:2], dtype=bool) if first.mask is None else first.mask.copy()
-    return Trace(lstm, layers, valid)
+    return Trace(lstm, layers, valid, call)

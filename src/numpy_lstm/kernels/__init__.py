@@ -7,15 +7,31 @@ compiled fast path (numba, the `fast` extra), chosen per call.
     fast           finds and loads the compiled path (numba imported only on first use)
     numba_driver   the fast path's driver: weight layout, threading, caches
     numba_kernels  the compiled loops
+    simd           SIMD micro-kernels (AVX-512 / AVX2) for the float32 per-step product
 """
 
 from .select import counts, fast_enabled, sequence_backward, sequence_forward, use_fast
 from .threads import get_num_threads, set_num_threads
 
+
+def isa_path() -> str:
+    """The instruction set of the fast float32 forward's product: "avx512", "avx2" or "generic"
+    (detected once; $NUMPY_LSTM_ISA overrides it, ValueError if unknown or missing on this CPU);
+    "none" without numba. Imports numba on first use, as the fast path does."""
+    from . import fast
+
+    if fast.load() is None:
+        return "none"
+    from .simd import isa_path as detected  # only here: numba loads with it
+
+    return detected()
+
+
 __all__ = [
     "counts",
     "fast_enabled",
     "get_num_threads",
+    "isa_path",
     "sequence_backward",
     "sequence_forward",
     "set_num_threads",

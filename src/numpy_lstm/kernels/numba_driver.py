@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import TYPE_CHECKING
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -22,11 +22,10 @@ from ..core.cell import LSTMWeights
 from ..core.options import SequenceOptions
 from ..core.sequence import SequenceGrads
 from . import numba_kernels as nk
+from . import simd
 from .cache import Cache
-from .threads import blas_threads, get_num_threads
-
-if TYPE_CHECKING:
-    pass
+from .threads import blas_threads, get_num_threads, run_parallel
+from .versions import weights_version
 
 # A thread costs ~0.1 ms per call (measured: 2 threads lose at T=20, B=8, H=64 — 5M
 # multiply-adds — and win 1.2× at T=100): it gets at least this many multiply-adds.
@@ -79,8 +78,6 @@ class Spares:
 
 
 spares = Spares(SPARE_BYTES)
-_executor: ThreadPoolExecutor | None = None
-_executor_threads = 0
 
 
 def row_chunks(B: int, work_per_row: int) -> list[tuple[int, int]]:
@@ -92,26 +89,6 @@ def row_chunks(B: int, work_per_row: int) -> list[tuple[int, int]]:
     blocks = -(-B // 4)  # split whole 4-row blocks as evenly as possible
     bounds = [min(B, 4 * (k * blocks // n)) for k in range(n)] + [B]
     return list(pairwise(bounds))
-
-
-def _run(kernel: Callable[[int, int], None], chunks: list[tuple[int, int]]) -> None:
-    """kernel(r0, r1) for every row range: all but the first on pool threads (the kernels
-    release the GIL), the first on this one."""
-    global _executor, _executor_threads
-    if len(chunks) == 1:
-        kernel(*chunks[0])
-        return
-    if _executor is None or _executor_threads < len(chunks) - 1:
-        # Grow the pool (its threads sleep when idle).
-        if _executor is not None:
-            _executor.shutdown(wait=False)
-        _executor_threads = len(chunks) - 1
-        _executor = ThreadPoolExecutor(_executor_threads, thread_name_prefix="numpy_lstm")
-    executor = _executor
-    futures = [executor.submit(kernel, r0, r1) for r0, r1 in chunks[1:]]
-    kernel(*chunks[0])
-    for future in futures:
-        future.result()
 
 
 def supports(x: np.ndarray, w: LSTMWeights, options: SequenceOptions) -> bool:
@@ -129,19 +106,80 @@ def supports(x: np.ndarray, w: LSTMWeights, options: SequenceOptions) -> bool:
     )
 
 
-def _prepare(w: LSTMWeights, dtype: np.dtype, transposed: bool) -> nk.Weights:
-    """The kernels' weights, aligned; the transposed copies only when a case needs them."""
+# Prepared weights — packed panels, [W_hh, W_ih] side by side, transposes — are reused across
+# calls while the weights' version (kernels.versions) and the source arrays are unchanged: a
+# streaming call (B = 1, one step) would otherwise spend most of its time preparing them. At
+# most this many are kept (a 2-layer bidirectional model uses 16), the least recently used
+# dropped first.
+PREPARED_ENTRIES = 32
+_prepared: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], Any]] = OrderedDict()
+_prepared_lock = threading.Lock()
+Prepared = TypeVar("Prepared")
+
+
+def _reused(how: tuple[Any, ...], w: LSTMWeights, make: Callable[[], Prepared]) -> Prepared:
+    """make(), or what it returned for the same `how` and weights while nothing changed them."""
+    sources = tuple(w)  # the arrays the prepared copy is made from, held so ids stay theirs
+    key = (*how, weights_version(), *(id(a) for a in sources))  # version read before make()
+    with _prepared_lock:
+        entry = _prepared.get(key)
+        if entry is not None and all(a is b for a, b in zip(entry[0], sources, strict=True)):
+            _prepared.move_to_end(key)
+            return entry[1]
+    value = make()
+    with _prepared_lock:
+        _prepared[key] = (sources, value)
+        while len(_prepared) > PREPARED_ENTRIES:
+            _prepared.popitem(last=False)
+    return value
+
+
+def _prepare(w: LSTMWeights, dtype: np.dtype, transposed: bool, cat: bool = True) -> nk.Weights:
+    """:func:`_prepare_now`, reused while the weights are unchanged."""
+    return _reused(
+        ("prepare", dtype.str, transposed, cat), w, lambda: _prepare_now(w, dtype, transposed, cat)
+    )
+
+
+def _prepare_now(w: LSTMWeights, dtype: np.dtype, transposed: bool, cat: bool) -> nk.Weights:
+    """The kernels' weights, aligned; the transposed copies only when a case needs them, and
+    [W_hh, W_ih] only if `cat` (kernels given packed weights do not read it)."""
     none = np.empty((0, 0), dtype)
     H_out = w.output_size
-    w_cat = empty((w.weight_hh.shape[0], H_out + w.weight_ih.shape[1]), dtype)
-    w_cat[:, :H_out], w_cat[:, H_out:] = w.weight_hh, w.weight_ih
-    summed = w.bias()  # 0.0 without bias
-    bias = summed if isinstance(summed, np.ndarray) else np.zeros(w.weight_hh.shape[0], dtype)
+    w_cat = empty((w.weight_hh.shape[0], H_out + w.weight_ih.shape[1]), dtype) if cat else none
+    if cat:
+        w_cat[:, :H_out], w_cat[:, H_out:] = w.weight_hh, w.weight_ih
+    bias = _summed_bias(w, dtype)
     w_hr = none if w.weight_hr is None else _aligned_copy(w.weight_hr)
     if not transposed:
         return nk.Weights(w_cat, none, bias, w_hr, none)
     w_hr_t = none if w.weight_hr is None else _aligned_copy(w.weight_hr.T)
     return nk.Weights(w_cat, _aligned_copy(w_cat.T), bias, w_hr, w_hr_t)
+
+
+def _summed_bias(w: LSTMWeights, dtype: np.dtype) -> np.ndarray:
+    """b_ih + b_hh (4H,), zeros without bias."""
+    summed = w.bias()  # 0.0 without bias
+    return summed if isinstance(summed, np.ndarray) else np.zeros(w.weight_hh.shape[0], dtype)
+
+
+def _packed(w: LSTMWeights, dtype: np.dtype, transposed: bool = False) -> simd.Packed:
+    """[W_hh, W_ih] and the bias packed for this CPU's SIMD micro-kernel (float32) — or, if
+    `transposed`, [W_hh, W_ih]ᵀ with a zero bias, for the backward's [dh, dx] = dz·[W_hh, W_ih]
+    — else :data:`simd.UNPACKED` (float64, or the generic path). Packed once per weights
+    version (see :func:`_reused`)."""
+    isa = simd.isa_path()  # checked for every dtype: a bad $NUMPY_LSTM_ISA is always refused
+    if dtype != np.float32 or isa == "generic":
+        return simd.UNPACKED
+    return _reused(("packed", isa, transposed), w, lambda: _pack_now(w, dtype, isa, transposed))
+
+
+def _pack_now(w: LSTMWeights, dtype: np.dtype, isa: str, transposed: bool) -> simd.Packed:
+    blocks = [w.weight_hh, w.weight_ih]
+    if transposed:
+        zeros = np.zeros(w.output_size + w.weight_ih.shape[1], dtype)
+        return simd.pack_for(isa, blocks, zeros, transposed=True)
+    return simd.pack_for(isa, blocks, _summed_bias(w, dtype))
 
 
 def _aligned_copy(a: np.ndarray) -> np.ndarray:
@@ -213,15 +251,17 @@ def forward(
     shown = spares.take((T, B, H) if w.weight_hr is not None else (0, 0, 0), dtype)
     out = np.empty((T, B, H_out), dtype)  # the caller's: never recycled
     chunks = row_chunks(B, T * 4 * H * (I + H_out))
-    prepared = _prepare(w, dtype, transposed=B % 4 != 0)  # odd rows take the vector path
+    packed = _packed(w, dtype)
+    unpacked = isinstance(packed, simd.Unpacked)
+    # Odd rows of the generic kernel (here also the projection's) read the transposes.
+    prepared = _prepare(w, dtype, transposed=B % 4 != 0, cat=unpacked)
     half = dtype.type(0.5)
+    arrays = (hx, c, gates, tanh_c, shown, out)
 
     def rows(r0: int, r1: int) -> None:
-        nk.forward_rows(
-            prepared, mask, carry_output, reverse, hx, c, gates, tanh_c, shown, out, r0, r1, half
-        )
+        nk.forward_rows(prepared, packed, mask, carry_output, reverse, *arrays, r0, r1, half)
 
-    _run(rows, chunks)
+    run_parallel(rows, chunks)
     last = 1 if reverse else T
     cache = FastCache(hx, c, gates, tanh_c, shown, mask, w, reverse, carry_output, chunks)
     weakref.finalize(cache, spares.give, hx, c, gates, tanh_c, shown)
@@ -251,16 +291,19 @@ def backward(
     d_proj = spares.take((T, B, P) if P else (0, 0, 0), dtype)
     d_shown = spares.take((B, H) if P else (0, 0), dtype)
     d_hx = spares.take((B, H_out + I), dtype)
-    prepared = _prepare(w, dtype, transposed=B >= 4)  # 4-row blocks read the transposes here
+    packed_t = _packed(w, dtype, transposed=True)
+    unpacked = isinstance(packed_t, simd.Unpacked)
+    # 4-row blocks of the generic kernel (here also the projection's) read the transposes.
+    prepared = _prepare(w, dtype, transposed=B >= 4, cat=unpacked)
     half = dtype.type(0.5)
     flags = (cache.mask, cache.carry_output, cache.reverse)
     saved = (cache.c_t, cache.gates_t, cache.tanh_c)  # what forward_rows kept
     grads = (dh, dc, dz, dx, d_proj, d_shown, d_hx)
 
     def rows(r0: int, r1: int) -> None:
-        nk.backward_rows(d_out, prepared, *flags, *saved, *grads, r0, r1, half)
+        nk.backward_rows(d_out, prepared, packed_t, *flags, *saved, *grads, r0, r1, half)
 
-    _run(rows, cache.chunks)
+    run_parallel(rows, cache.chunks)
     # The weight gradients sum over time: one large product over all T·B rows, its rows split
     # over our threads like the batch was.
     dz_flat = dz.reshape(T * B, 4 * H)
@@ -277,7 +320,7 @@ def backward(
 
     n = len(cache.chunks)
     with blas_threads(1 if n > 1 else None):  # BLAS's own threads would fight ours
-        _run(weight_grads, list(pairwise(k * 4 * H // n for k in range(n + 1))))
+        run_parallel(weight_grads, list(pairwise(k * 4 * H // n for k in range(n + 1))))
     db = dz_flat.sum(axis=0) if w.bias_ih is not None else None
     dweights = LSTMWeights(
         weight_ih=np.ascontiguousarray(dw[:, H_out:]),

@@ -31,6 +31,8 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
+from . import simd
+
 # No `nnan`/`ninf`: the math must stay IEEE-correct for large |z|. `reassoc` lets LLVM vectorise
 # the dot-product reductions, `contract` fuses multiply-adds.
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
@@ -87,11 +89,12 @@ def matmul(
     vectorises the K loop): each loaded a and b value feeds four multiply-adds. On these short,
     wide per-step products that runs at 65–80 GFLOP/s on one Zen 4 core, on a par with
     OpenBLAS's sgemm (which packs b again on every call); the 16 horizontal sums per block are
-    what keeps it from the ~100 of a packed outer-product kernel, which numba cannot express
-    (the accumulators would have to be vectors along N, and LLVM cannot prove that `out` does
-    not alias the inputs). Left-over rows (all of them when B < 4) are a vector-matrix
-    product, done as rank-4 updates of the output row along N: for one row, bound by reading
-    b from L2, that beats dot products by ~20%.
+    what keeps it from a packed outer-product kernel, whose accumulators are vectors along N —
+    which plain numba loops cannot express (LLVM cannot prove that `out` does not alias the
+    inputs), :mod:`numpy_lstm.kernels.simd` can with vector intrinsics: float32 on AVX2 and
+    AVX-512 CPUs uses it, this kernel serves float64 and the generic path. Left-over rows (all
+    of them when B < 4) are a vector-matrix product, done as rank-4 updates of the output row
+    along N: for one row, bound by reading b from L2, that beats dot products by ~20%.
     """
     N, K = b_nk.shape if b_nk.size else b_kn.shape[::-1]
     n4 = N - N % 4
@@ -178,7 +181,8 @@ def _vector_matrix(a: np.ndarray, b_kn: np.ndarray, out: np.ndarray) -> None:
 
 class Weights(NamedTuple):
     """One layer-direction's parameters as the kernels take them, each matrix also transposed
-    (`_t`, contiguous) for :func:`matmul`; zero-sized where no case needs it."""
+    (`_t`, contiguous) for :func:`matmul`; zero-sized where no case needs it (w and w_t in a
+    forward with packed weights)."""
 
     w: np.ndarray  # (4H, H_out + I): [W_hh, W_ih]
     w_t: np.ndarray  # (H_out + I, 4H)
@@ -190,6 +194,7 @@ class Weights(NamedTuple):
 @jit
 def forward_rows(
     w: Weights,
+    packed: simd.Packed,
     mask: np.ndarray,
     carry_output: bool,
     reverse: bool,
@@ -206,16 +211,21 @@ def forward_rows(
     """Run the whole sequence for rows [r0, r1). On entry hx holds h0 and every x_t, c holds c0;
     writes the states into hx and c, and gates, tanh_c, shown and out (T, B, H_out), the layer's
     output. `half` is 0.5 in the dtype (a literal would be float64 and upcast the math).
+
+    `packed`: [W_hh, W_ih] and the bias packed for a SIMD micro-kernel (float32 only; its
+    type picks the kernel at compile time), or :data:`simd.UNPACKED` for :func:`matmul` on w.w.
     """
     T, H, H_out = gates.shape[0], c.shape[2], out.shape[2]
     has_mask, project = mask.shape[0] > 0, w.w_hr.shape[0] > 0
+    scratch = np.empty((simd.SCRATCH_ROWS, simd.SCRATCH_COLUMNS), gates.dtype)
     for s in range(T):
         t = T - 1 - s if reverse else s
         before = t + 2 if reverse else t
         z = gates[t]
-        for b in range(r0, r1):
-            z[b] = w.bias
-        matmul(hx[before], w.w, w.w_t, z, r0, r1)
+        if not simd.packed_product(packed, hx[before], z, r0, r1, scratch):
+            for b in range(r0, r1):
+                z[b] = w.bias
+            matmul(hx[before], w.w, w.w_t, z, r0, r1)
         for b in range(r0, r1):
             if has_mask and not mask[t, b]:
                 continue
@@ -258,6 +268,7 @@ def forward_rows(
 def backward_rows(
     d_out: np.ndarray,
     w: Weights,
+    packed_t: simd.Packed,
     mask: np.ndarray,
     carry_output: bool,
     reverse: bool,
@@ -282,11 +293,13 @@ def backward_rows(
     pre-activations (zero at masked steps), dx (T, B, I), and with a projection d_proj
     (T, B, P), the gradient w.r.t. each step's projected h. d_shown (B, H) and
     d_hx (B, H_out + I) are scratch. The weight gradients sum over all steps: the driver forms
-    them from dz with one large product.
+    them from dz with one large product. `packed_t`: [W_hh, W_ih]ᵀ packed for a SIMD
+    micro-kernel with a zero bias (float32), or :data:`simd.UNPACKED` for :func:`matmul`.
     """
     T, H, H_out = gates.shape[0], c.shape[2], dh.shape[1]
     has_mask, has_d_out, project = mask.shape[0] > 0, d_out.shape[0] > 0, w.w_hr.shape[0] > 0
     one = half + half
+    scratch = np.empty((simd.SCRATCH_ROWS, simd.SCRATCH_COLUMNS), gates.dtype)
     for s in range(T):
         t = s if reverse else T - 1 - s
         for b in range(r0, r1):
@@ -319,8 +332,10 @@ def backward_rows(
                 dz_g[j] = dcj * i * (one - g * g)
                 dz_o[j] = dsh[j] * tcj * o * (one - o)
                 dcb[j] = dcj * f  # the memory highway, scaled only by the Eraser
-        d_hx[r0:r1] = 0
-        matmul(dzt, w.w_t, w.w, d_hx, r0, r1)  # [dh, dx] = dz·[W_hh, W_ih]
+        # [dh, dx] = dz·[W_hh, W_ih]
+        if not simd.packed_product(packed_t, dzt, d_hx, r0, r1, scratch):
+            d_hx[r0:r1] = 0
+            matmul(dzt, w.w_t, w.w, d_hx, r0, r1)
         for b in range(r0, r1):
             if has_mask and not mask[t, b]:
                 dx[t, b] = 0
