@@ -109,3 +109,16 @@ def test_an_error_inside_an_editing_block_leaves_the_weights_read_only(
         lstm.bias_ih_l0[0] = 2.0
         raise RuntimeError("half-way")
     assert not lstm.bias_ih_l0.flags.writeable and weights_version() != version
+
+
+def test_prepared_weights_do_not_keep_a_model_alive(rng: np.random.Generator) -> None:
+    import gc
+    import weakref
+
+    lstm = numpy_lstm.LSTM(I, H, dtype=np.float32, rng=rng)
+    out, _ = lstm(rng.standard_normal((4, 2, I)).astype(np.float32))
+    lstm.backward(np.ones_like(out))
+    weight = weakref.ref(lstm.weight_hh_l0)
+    del lstm, out
+    gc.collect()
+    assert weight() is None  # whatever a kernel prepared from it, it did not keep it

@@ -118,17 +118,24 @@ Prepared = TypeVar("Prepared")
 
 
 def _reused(how: tuple[Any, ...], w: LSTMWeights, make: Callable[[], Prepared]) -> Prepared:
-    """make(), or what it returned for the same `how` and weights while nothing changed them."""
-    sources = tuple(w)  # the arrays the prepared copy is made from, held so ids stay theirs
+    """make(), or what it returned for the same `how` and weights while nothing changed them.
+    The source arrays are held by weak references: a cached copy never keeps a model alive."""
+    sources = tuple(w)
     key = (*how, weights_version(), *(id(a) for a in sources))  # version read before make()
     with _prepared_lock:
         entry = _prepared.get(key)
-        if entry is not None and all(a is b for a, b in zip(entry[0], sources, strict=True)):
+        if entry is not None and all(
+            (ref is None and a is None) or (ref is not None and ref() is a)
+            for ref, a in zip(entry[0], sources, strict=True)
+        ):
             _prepared.move_to_end(key)
             return entry[1]
     value = make()
+    refs = tuple(None if a is None else weakref.ref(a) for a in sources)
     with _prepared_lock:
-        _prepared[key] = (sources, value)
+        for stale in [k for k, (rs, _) in _prepared.items() if any(r and r() is None for r in rs)]:
+            del _prepared[stale]  # copies of weights that no longer exist
+        _prepared[key] = (refs, value)
         while len(_prepared) > PREPARED_ENTRIES:
             _prepared.popitem(last=False)
     return value

@@ -20,6 +20,10 @@ from .threads import blas_threads, get_num_threads, run_parallel
 
 # Below this many multiply-adds a product runs on one thread: splitting costs more (~20 µs).
 PARALLEL_MIN_MACS = 2_000_000
+# Up to this many OpenBLAS itself runs a product on one thread (65536 × its default
+# GEMM_MULTITHREAD_THRESHOLD of 4), so it is left alone: holding BLAS would cost ~20 µs a call,
+# ten times the product itself when sampling one character at a time.
+BLAS_SINGLE_THREADED_MACS = 65536 * 4
 
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -32,6 +36,8 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     rows = a.reshape(-1, a.shape[-1])
     M, K = rows.shape
     N = b.shape[1]
+    if M * K * N <= BLAS_SINGLE_THREADED_MACS:
+        return a @ b
     out = np.empty((M, N), np.result_type(a, b))
     threads = min(get_num_threads(), max(1, M * K * N // PARALLEL_MIN_MACS), M)
 
