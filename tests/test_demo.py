@@ -9,9 +9,10 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import numpy_lstm
-from numpy_lstm.cli import main
+from numpy_lstm.cli import demo, main
 from numpy_lstm.cli.demo import (
     DemoSettings,
     code_passage,
@@ -125,10 +126,16 @@ def test_demo_is_deterministic_for_a_seed(tmp_path: Path) -> None:
     ).read_text()
 
 
-def test_cli_demo_runs_the_main_job(tmp_path: Path) -> None:
+def test_cli_demo_runs_the_main_job_and_says_when_the_clock_cut_it_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(demo, "CLOCK_CAP", 1e-4)  # a machine far slower than the calibration
     out = tmp_path / "cli-report"
     assert main(["demo", "--minutes", "0.08", "--out", str(out), "--seed", "1"]) == 0
     assert (out / "explorer.html").exists() and (out / "charlm.ckpt").exists()
+    printed = capsys.readouterr().out
+    steps = DemoSettings(minutes=0.08).steps
+    assert re.search(rf"stopped by the clock after \d+ of {steps} steps", printed), printed[-500:]
 
 
 def test_evaluation_pieces_are_spread_over_the_whole_text() -> None:

@@ -305,6 +305,12 @@ def run(settings: DemoSettings, out: TextIO = sys.stdout) -> dict[str, Any]:
         "training_text_chars": int(task.train_streams.size),
         "share_of_training_text_read": trainer.step * task.items_per_step / task.train_streams.size,
     }
+    if result["stopped"] == "time budget":
+        say(
+            f"stopped by the clock after {result['step']} of {settings.steps} steps (the limit is "
+            f"{CLOCK_CAP:g} × --minutes): this machine is slower or busier than the 2 cores the "
+            "rate was calibrated on; the report below is of the shorter run"
+        )
     say(
         f"trained {result['step']} steps in {seconds:.0f} s; held-out validation "
         f"{final['validation_bpc']:.3f} bits per character, trained-on text "
