@@ -3,11 +3,13 @@ compiled fast path (numba, the `fast` extra), chosen per call.
 
     select         the switch: sequence_forward / sequence_backward, use_fast, fast_enabled
     cache          Cache: what the layers may read from either kernel's forward cache
-    threads        how many threads the compiled kernels may use
+    threads        how many threads the compiled kernels may use, their pool, BLAS held to one
+    products       the library's own matrix products under that one thread model
+    versions       the weights' version: when prepared (packed) weights may be reused
     fast           finds and loads the compiled path (numba imported only on first use)
-    numba_driver   the fast path's driver: weight layout, threading, caches
+    numba_driver   the fast path's driver: weight layout and reuse, threading, caches
     numba_kernels  the compiled loops
-    simd           SIMD micro-kernels (AVX-512 / AVX2) for the float32 per-step product
+    simd           SIMD micro-kernels (AVX-512 / AVX2) for the float32 per-step products
 """
 
 from .select import counts, fast_enabled, sequence_backward, sequence_forward, use_fast
@@ -15,7 +17,7 @@ from .threads import get_num_threads, set_num_threads
 
 
 def isa_path() -> str:
-    """The instruction set of the fast float32 forward's product: "avx512", "avx2" or "generic"
+    """The instruction set of the fast float32 per-step products: "avx512", "avx2" or "generic"
     (detected once; $NUMPY_LSTM_ISA overrides it, ValueError if unknown or missing on this CPU);
     "none" without numba. Imports numba on first use, as the fast path does."""
     from . import fast
