@@ -122,3 +122,12 @@ def test_prepared_weights_do_not_keep_a_model_alive(rng: np.random.Generator) ->
     del lstm, out
     gc.collect()
     assert weight() is None  # whatever a kernel prepared from it, it did not keep it
+
+
+def test_editing_blocks_nest(rng: np.random.Generator) -> None:
+    model = numpy_lstm.LSTM(I, H, dtype=np.float64, rng=rng)
+    with model.editing():
+        with model.editing():
+            model.bias_ih_l0[0] = 1.0
+        model.bias_ih_l0[1] = 2.0  # the outer block still edits after the inner one ends
+    assert model.bias_ih_l0[:2].tolist() == [1.0, 2.0] and not model.bias_ih_l0.flags.writeable

@@ -178,14 +178,15 @@ class Module:
         kernels' prepared copies of the weights; inside it, no call reuses a prepared copy, and on
         leaving it (even on an error) they are read-only again."""
         params = [p for _, p in self.named_parameters()]
+        before = [p.flags.writeable for p in params]  # as an enclosing block left them
         editing_started()  # calls inside the block reuse no prepared weights
-        for p in params:
-            p.flags.writeable = True
         try:
+            for p in params:
+                p.flags.writeable = True
             yield self
         finally:
-            for p in params:
-                p.flags.writeable = False
+            for p, writeable in zip(params, before, strict=True):
+                p.flags.writeable = writeable
             editing_ended()
 
 
