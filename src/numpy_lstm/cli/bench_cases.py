@@ -148,14 +148,23 @@ def lstm_calls(case: Case, n_threads: int, rng: np.random.Generator) -> Calls:
         out, _ = theirs(x_grad)
         out.backward(d_out_t)
 
+    inference = _inference(ours, x, torch_infer, n_threads)
+    training = {"ours": ours_train, "reference": _reference(ours_train), "torch": torch_train}
+    return {"inference": inference, "training": training}
+
+
+def _inference(
+    ours: LSTM | SequenceModel, x: np.ndarray, torch_infer: Callable[[], Any], n_threads: int
+) -> dict[str, Callable[[], Any]]:
+    """One forward of x: ours (fast and reference paths), torch's, and onnxruntime's on our
+    exported graph when it is installed."""
     inference = {"ours": lambda: ours(x), "reference": _reference(lambda: ours(x))}
     inference["torch"] = torch_infer
     session = _onnx_session(ours, n_threads)
     if session is not None:
         feed = {session.get_inputs()[0].name: x}
         inference["onnxruntime"] = lambda: session.run(None, feed)
-    training = {"ours": ours_train, "reference": _reference(ours_train), "torch": torch_train}
-    return {"inference": inference, "training": training}
+    return inference
 
 
 def _reference(fn: Callable[[], Any]) -> Callable[[], Any]:
@@ -231,12 +240,7 @@ def head_calls(case: Case, n_threads: int, rng: np.random.Generator) -> Calls:
         with torch.inference_mode():
             head(theirs(x_t)[0])
 
-    inference = {"ours": lambda: ours(x), "reference": _reference(lambda: ours(x))}
-    inference["torch"] = torch_infer
-    session = _onnx_session(ours, n_threads)
-    if session is not None:
-        feed = {session.get_inputs()[0].name: x}
-        inference["onnxruntime"] = lambda: session.run(None, feed)
+    inference = _inference(ours, x, torch_infer, n_threads)
     return {"inference": inference}
 
 
