@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import numpy_lstm
-from conftest import TOLERANCE, TORCH_DTYPE
+from conftest import TOLERANCE, TORCH_DTYPE, numerical_gradient
 
 DTYPES = [np.float32, np.float64]
 
@@ -128,18 +128,9 @@ def test_rnn_finite_difference_gradients(nonlinearity: str) -> None:
     dx, dh0 = rnn.backward(w_out, w_h)
     analytic = {"x": dx, "h0": dh0, **{k: v.copy() for k, v in rnn.grads.items()}}
     arrays = {"x": x, "h0": h0, **rnn._params}
-    eps = 1e-6
     with rnn.editing():  # the parameters are perturbed in place
         for name, array in arrays.items():
-            numeric = np.zeros_like(array)
-            for index in np.ndindex(array.shape):
-                kept = array[index]
-                array[index] = kept + eps
-                up = loss()
-                array[index] = kept - eps
-                down = loss()
-                array[index] = kept
-                numeric[index] = (up - down) / (2 * eps)
+            numeric = numerical_gradient(loss, array, eps=1e-6)
             np.testing.assert_allclose(analytic[name], numeric, rtol=1e-6, atol=1e-8, err_msg=name)
 
 
