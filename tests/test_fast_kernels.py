@@ -238,11 +238,14 @@ def test_spare_buffers_are_reused_and_never_alias_results(rng) -> None:
         lstm.backward(np.ones_like(out))
     np.testing.assert_array_equal(first, kept)
     np.testing.assert_array_equal(gates, gates_kept)
-    spares = fast_sequence.Spares(max_bytes=100)
-    a = np.ones(10, np.float32)
-    spares.give(a, np.ones(100, np.float32))  # the second is over the budget
-    assert spares.take((10,), np.dtype(np.float32)) is a
-    assert spares.take((10,), np.dtype(np.float32)) is not a
+    spares = fast_sequence.Spares(max_bytes=3 * fast_sequence.SMALL_BYTES)
+    a = np.ones(fast_sequence.SMALL_BYTES // 2, np.float32)  # 2 × SMALL_BYTES
+    spares.give(a, np.ones(a.size, np.float32))  # the second is over the budget
+    assert spares.take(a.shape, np.dtype(np.float32)) is a
+    assert spares.take(a.shape, np.dtype(np.float32)) is not a
+    tiny = np.ones(4, np.float32)  # a new one costs less than keeping it
+    spares.give(tiny)
+    assert spares.take(tiny.shape, np.dtype(np.float32)) is not tiny
 
 
 @pytest.mark.parametrize(

@@ -8,13 +8,14 @@ without synchronising), and forms the weight gradients, which sum over time, wit
 
 from __future__ import annotations
 
+import math
 import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -33,14 +34,19 @@ MIN_WORK_PER_THREAD = 1 << 22
 MIN_ROWS_PER_THREAD = 4  # the matmul's register block: split on multiples of 4 rows
 SPARE_BYTES = 256 << 20  # at most this much memory is kept for reuse (see Spares)
 ALIGN = 64  # bytes: a cache line, and an AVX-512 vector
+SMALL_BYTES = 4096  # arrays smaller than this are not aligned (see empty)
 
 
 def empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """np.empty aligned to a cache line: a vector load then never straddles two lines. NumPy's
-    own arrays start 16 bytes into a line, which costs ~20% on the L2-bound B=1 products."""
-    size = int(np.prod(shape)) * dtype.itemsize
+    own arrays start 16 bytes into a line, which costs ~20% on the L2-bound B=1 products. Below
+    a few lines it matters less than the ~10 µs the alignment takes (a streaming call makes
+    several): small arrays are NumPy's own."""
+    size = math.prod(shape) * dtype.itemsize
+    if size < SMALL_BYTES:
+        return np.empty(shape, dtype)
     raw = np.empty(size + ALIGN, np.uint8)
-    start = -raw.ctypes.data % ALIGN
+    start = -raw.__array_interface__["data"][0] % ALIGN
     return raw[start : start + size].view(dtype).reshape(shape)
 
 
@@ -59,7 +65,10 @@ class Spares:
         self._lock = threading.Lock()  # cache finalizers may run on any thread
 
     def take(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        """An uninitialised array, recycled if one of this shape and dtype is spare."""
+        """An uninitialised array, recycled if one of this shape and dtype is spare (small ones
+        are not kept: a new one costs less than the lock)."""
+        if math.prod(shape) * dtype.itemsize < SMALL_BYTES:
+            return np.empty(shape, dtype)
         with self._lock:
             free = self._free.get((shape, dtype))
             if free:
@@ -72,7 +81,7 @@ class Spares:
         """Keep these for reuse (while within the budget); the caller must not use them again."""
         with self._lock:
             for array in arrays:
-                if array.size and self._bytes + array.nbytes <= self._max_bytes:
+                if SMALL_BYTES <= array.nbytes <= self._max_bytes - self._bytes:
                     self._free.setdefault((array.shape, array.dtype), []).append(array)
                     self._bytes += array.nbytes
 
@@ -83,7 +92,9 @@ spares = Spares(SPARE_BYTES)
 def row_chunks(B: int, work_per_row: int) -> list[tuple[int, int]]:
     """The batch rows [0, B) split into one range per thread, on multiples of 4 rows; a single
     range when one thread is faster. work_per_row: multiply-adds per row for the sequence."""
-    n = min(get_num_threads(), B // MIN_ROWS_PER_THREAD, B * work_per_row // MIN_WORK_PER_THREAD)
+    n = min(B // MIN_ROWS_PER_THREAD, B * work_per_row // MIN_WORK_PER_THREAD)
+    if n > 1:  # asked only then: the setting costs a system call, a lot beside a streaming call
+        n = min(n, get_num_threads())
     if n <= 1:
         return [(0, B)]
     blocks = -(-B // 4)  # split whole 4-row blocks as evenly as possible
@@ -114,31 +125,40 @@ def supports(x: np.ndarray, w: LSTMWeights, options: SequenceOptions) -> bool:
 PREPARED_ENTRIES = 32
 _prepared: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], Any]] = OrderedDict()
 _prepared_lock = threading.Lock()
+_died: list[tuple[Any, ...]] = []  # keys whose source array was freed: dropped at the next use
 Prepared = TypeVar("Prepared")
 
 
 def _reused(how: tuple[Any, ...], w: LSTMWeights, make: Callable[[], Prepared]) -> Prepared:
     """make(), or what it returned for the same `how` and weights while nothing changed them.
-    The source arrays are held by weak references: a cached copy never keeps a model alive."""
-    sources = tuple(w)
-    key = (*how, weights_version(), *(id(a) for a in sources))  # version read before make()
+
+    The key holds the sources' ids; an id names the same array only while that array lives, so
+    each source is held by a weak reference whose callback retires the key when the array is
+    freed (a cached copy never keeps a model alive). An entry found is therefore always valid,
+    with no per-call check of the sources — a streaming call looks up two of them."""
+    key = (*how, weights_version(), *map(id, w))  # the version is read before make()
     with _prepared_lock:
+        _drop_died()
         entry = _prepared.get(key)
-        if entry is not None and all(
-            (ref is None and a is None) or (ref is not None and ref() is a)
-            for ref, a in zip(entry[0], sources, strict=True)
-        ):
+        if entry is not None:
             _prepared.move_to_end(key)
-            return entry[1]
+            return cast(Prepared, entry[1])
     value = make()
-    refs = tuple(None if a is None else weakref.ref(a) for a in sources)
+    # The callback may run on any thread, even inside the locked block (a collection): it only
+    # appends to a list, which needs no lock.
+    refs = tuple(weakref.ref(a, lambda _, key=key: _died.append(key)) for a in w if a is not None)
     with _prepared_lock:
-        for stale in [k for k, (rs, _) in _prepared.items() if any(r and r() is None for r in rs)]:
-            del _prepared[stale]  # copies of weights that no longer exist
+        _drop_died()
         _prepared[key] = (refs, value)
         while len(_prepared) > PREPARED_ENTRIES:
             _prepared.popitem(last=False)
     return value
+
+
+def _drop_died() -> None:
+    """Forget the entries of freed source arrays (call with the lock held)."""
+    while _died:
+        _prepared.pop(_died.pop(), None)
 
 
 def _prepare(w: LSTMWeights, dtype: np.dtype, transposed: bool, cat: bool = True) -> nk.Weights:
@@ -271,7 +291,9 @@ def forward(
     run_parallel(rows, chunks)
     last = 1 if reverse else T
     cache = FastCache(hx, c, gates, tanh_c, shown, mask, w, reverse, carry_output, chunks)
-    weakref.finalize(cache, spares.give, hx, c, gates, tanh_c, shown)
+    kept = (hx, c, gates, tanh_c, shown)
+    if max(a.nbytes for a in kept) >= SMALL_BYTES:  # else none is worth keeping (Spares.take)
+        weakref.finalize(cache, spares.give, *kept)
     return out, hx[last, :, :H_out].copy(), c[last].copy(), cache
 
 

@@ -295,7 +295,7 @@ class LSTM(RecurrentBase):
             dropout_masks.append(keep)
         out = layout.from_time_major(layer_input)
         self._cache = _ForwardCall(caches, dropout_masks, layout, out.shape, h_shape, c_shape)
-        return out, (layout.state_from_batch(np.stack(h_n)), layout.state_from_batch(np.stack(c_n)))
+        return out, (layout.state_from_batch(_stacked(h_n)), layout.state_from_batch(_stacked(c_n)))
 
     def _dropout_mask(self, shape: tuple[int, ...]) -> np.ndarray | None:
         """Inverted dropout between layers: keep with probability 1 − p, scale by 1/(1 − p)."""
@@ -376,6 +376,12 @@ class LSTM(RecurrentBase):
         dh0 = layout.state_from_batch(np.stack([g.dh0 for g in in_order]))
         dc0 = layout.state_from_batch(np.stack([g.dc0 for g in in_order]))
         return dx, (dh0, dc0), in_order
+
+
+def _stacked(states: list[np.ndarray]) -> np.ndarray:
+    """np.stack(states) — for the one state of a one-layer LSTM, a view of it (np.stack costs
+    more than a whole streaming step's kernel); each state is already the caller's own copy."""
+    return states[0][None] if len(states) == 1 else np.stack(states)
 
 
 def _signature() -> inspect.Signature:
