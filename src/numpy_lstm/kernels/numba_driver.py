@@ -146,13 +146,18 @@ def _reused(how: tuple[Any, ...], w: LSTMWeights, make: Callable[[], Prepared]) 
     value = make()
     # The callback may run on any thread, even inside the locked block (a collection): it only
     # appends to a list, which needs no lock.
-    refs = tuple(weakref.ref(a, lambda _, key=key: _died.append(key)) for a in w if a is not None)
+    refs = tuple(weakref.ref(a, _retirer(key)) for a in w if a is not None)
     with _prepared_lock:
         _drop_died()
         _prepared[key] = (refs, value)
         while len(_prepared) > PREPARED_ENTRIES:
             _prepared.popitem(last=False)
     return value
+
+
+def _retirer(key: tuple[Any, ...]) -> Callable[[weakref.ReferenceType[Any]], None]:
+    """The weak-reference callback that retires `key` when its source array is freed."""
+    return lambda _: _died.append(key)
 
 
 def _drop_died() -> None:
