@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from numpy_lstm import cli, kernels
-from numpy_lstm.cli import bench
+from numpy_lstm.cli import bench, bench_cases
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("threadpoolctl")
@@ -39,6 +39,7 @@ def test_bench_quick_run_writes_json_and_markdown(tmp_path: Path, capsys) -> Non
     names = {r["case"]["name"]: r for r in report["results"]}
     for case in ("head 20,4,8,16", "streaming 20 calls of 1,1,8,16"):  # what users do, too
         assert set(names[case]["timings"]) == {"ours", "reference", "torch", "onnxruntime"}
+    assert set(names["char-LM 20,4,V12,E8,16"]["timings"]) == {"ours", "reference", "torch"}
     assert all(t["settled_ms"] > 0 for r in report["results"] for t in r["timings"].values())
     assert "CPU" in report["machine"]["isa"]
     table = md_path.read_text()
@@ -74,3 +75,22 @@ def test_measure_alternates_blocks_back_to_back_and_settled() -> None:
     for t in timings.values():
         assert np.isfinite([t["median_ms"], t["min_ms"], t["settled_ms"]]).all()
         assert t["min_ms"] <= t["median_ms"]
+
+
+def test_charlm_case_times_the_same_training_on_both_sides() -> None:
+    """The char-LM case is one real training step (our Trainer and CharLMTask: Adam, clipping,
+    the state carried) on both sides: from the same weights and windows, our steps' losses
+    follow torch's step after step, on the fast path and on the reference path."""
+    case = next(c for c in bench_cases.QUICK_CASES if c.vocab)
+    steps = 4  # each loss after the first reads weights that Adam updated
+    with bench.threads(1):
+        first = bench_cases.calls(case, 1, np.random.default_rng(0))["training"]
+        ours = [first["ours"]() for _ in range(steps)]
+        theirs = [first["torch"]() for _ in range(steps)]
+        again = bench_cases.calls(case, 1, np.random.default_rng(0))["training"]
+        reference = [again["reference"]() for _ in range(steps)]
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5)
+    np.testing.assert_allclose(reference, theirs, rtol=1e-5)
+    assert len(set(np.round(theirs, 6))) == steps  # the weights moved: every loss differs
+    task = bench_cases.random_text_charlm(case, np.random.default_rng(0))
+    assert len(task.vocab) == case.vocab and task.bptt == case.T and task.batch_size == case.B

@@ -272,7 +272,7 @@ STORED_CONFIGS = {
 
 
 # options added since, which such a config leaves at their defaults (the model it described)
-ADDED_OPTIONS = {"adding": {"cell": "lstm"}}
+ADDED_OPTIONS = {"adding": {"cell": "lstm"}, "charlm": {"forget_bias": 1.0}}
 
 
 @pytest.mark.parametrize("name", sorted(STORED_CONFIGS))
@@ -285,3 +285,20 @@ def test_stored_configs_still_rebuild_their_task(name: str) -> None:
         np.testing.assert_array_equal(again.model.state_dict()[key], value, err_msg=key)
     with pytest.raises(ValueError, match=f"config of task '{name}' rejected: .*'width'"):
         build_task(name, STORED_CONFIGS[name] | {"width": 3})
+
+
+def test_charlm_starts_like_torch_unless_given_a_forget_bias(text_file: str) -> None:
+    """By default every LSTM weight and bias is drawn from U(±1/√H), torch's scheme (a forget
+    bias of 1 measured worse: benchmarks/charlm_init.py); `forget_bias` sets that block's sum."""
+    H = 16
+    plain = charlm(text_file, "float64", num_layers=1).model.lstm
+    biased = charlm(text_file, "float64", num_layers=1, forget_bias=1.0).model.lstm
+    bound = 1 / np.sqrt(H)
+    for name in ("bias_ih_l0", "bias_hh_l0"):
+        f_block = getattr(plain, name)[H : 2 * H]
+        assert np.abs(f_block).max() <= bound and np.unique(f_block).size == H
+    summed = biased.bias_ih_l0 + biased.bias_hh_l0
+    np.testing.assert_array_equal(summed[H : 2 * H], 1.0)
+    np.testing.assert_array_equal(biased.weight_hh_l0, plain.weight_hh_l0)  # the same draws
+    with pytest.raises(ValueError, match="forget_bias: expected a number"):
+        charlm(text_file, "float64", forget_bias=float("inf"))

@@ -4,23 +4,28 @@ float32 inputs and torch's initial weights.
 
 What users do, not only the best case: an LSTM alone (inference and a training step), an LSTM
 with a Linear head on every step, streaming (B = 1, one step per call, the state carried, as
-sampling does) and a char-LM training step (embedding, LSTM, head, softmax cross-entropy and the
-backward of it all).
+sampling does) and one real char-LM training step (our Trainer and CharLMTask — embedding, LSTM,
+head, softmax cross-entropy, backward, clipping, Adam — against the same in torch).
 """
 
 from __future__ import annotations
 
+import io
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..kernels import select as kernels
-from ..kernels.threads import blas_threads
 from ..nn.layers import Linear
 from ..nn.lstm import LSTM
 from ..nn.models import SequenceModel
+from ..tasks.charlm import CharLMTask, Vocabulary
+from ..train import Trainer, TrainerConfig, one_blas_thread_if_fast
+from ..train.optim import Adam
 
 Calls = dict[str, dict[str, Callable[[], Any]]]  # {mode: {implementation: zero-argument call}}
 STREAM_STEPS = 1000  # one streaming sample: this many one-step calls
@@ -29,7 +34,8 @@ STREAM_STEPS = 1000  # one streaming sample: this many one-step calls
 @dataclass(frozen=True)
 class Case:
     """An LSTM of `layers` layers over (T, B, I) inputs with H units; `vocab` > 0 makes it a
-    char-LM training step: embedding (vocab → I) + LSTM + linear (H → vocab) + softmax CE;
+    char-LM training step: embedding (vocab → I) + LSTM + linear (H → vocab) + softmax CE,
+    backward, clipping and Adam (see :func:`charlm_calls`);
     `head` > 0 adds a Linear head (inference); `stream` runs T one-step calls."""
 
     name: str
@@ -175,53 +181,91 @@ def _reference(fn: Callable[[], Any]) -> Callable[[], Any]:
     return call
 
 
+# The char-LM step's training setup (issue 12): Adam at this learning rate, the gradients'
+# global norm clipped to this, on both sides.
+CHARLM_LR, CHARLM_CLIP = 2e-3, 5.0
+CHARLM_WINDOWS = 50  # windows of (T + 1, B) in the random text before it wraps around
+
+
+def random_text_charlm(case: Case, rng: np.random.Generator) -> CharLMTask:
+    """The real :class:`CharLMTask` — its model, its `train_step` with truncated BPTT and the
+    state carried — built for `case` (vocab V, embedding I, H units, B streams, T = bptt) over a
+    random text of V distinct characters, every one present (so the vocabulary is exactly V),
+    long enough for CHARLM_WINDOWS steps before it wraps: a step's cost does not depend on
+    which text it reads, and the default corpus would take seconds to build."""
+    alphabet = "\n" + "".join(map(chr, range(32, 32 + case.vocab - 1)))
+    train_chars = case.B * (CHARLM_WINDOWS * case.T + 1)
+    ids = rng.integers(0, case.vocab, round(train_chars / 0.9) + 64)  # 0.9: val_fraction 0.1
+    text = alphabet + Vocabulary(alphabet).decode(ids)
+    with tempfile.TemporaryDirectory() as folder:  # the task reads its text once, here
+        path = Path(folder) / "random.txt"
+        path.write_text(text, encoding="utf-8")
+        return CharLMTask(
+            text=str(path),
+            embedding_dim=case.I,
+            hidden_size=case.H,
+            batch_size=case.B,
+            bptt=case.T,
+            val_fraction=0.1,
+            dtype="float32",
+        )
+
+
 def charlm_calls(case: Case, n_threads: int, rng: np.random.Generator) -> Calls:
-    """One training step of a char-LM — embedding, LSTM, linear, softmax cross-entropy and the
-    backward of it all — written inline in NumPy around our LSTM, and the same in torch."""
+    """One training step of a char-LM as users run it, on both sides.
+
+    Ours: `Trainer.train_step` (zero the gradients, the task's forward, cross-entropy and
+    backward, the finiteness check, clipping, Adam) over :func:`random_text_charlm` — the real
+    entry points, so whatever they do inside is what is timed — with BLAS held to one thread
+    while the fast kernels run, as `Trainer.fit` does. Reference: the same step on the
+    pure-NumPy path. torch: Embedding, nn.LSTM and Linear loaded with our initial weights,
+    cross_entropy, backward, clip_grad_norm_ and torch.optim.Adam, on the same windows with the
+    state carried (detached) from step to step."""
     import torch
 
-    V, T, B, H = case.vocab, case.T, case.B, case.H
-    ours, theirs = _models(case, rng)
-    embedding, head = torch.nn.Embedding(V, case.I), torch.nn.Linear(H, V)
-    emb, w_out = embedding.weight.detach().numpy(), head.weight.detach().numpy()
-    b_out = head.bias.detach().numpy()
-    idx, targets = rng.integers(0, V, (T, B)), rng.integers(0, V, T * B)
-    idx_t, targets_t = torch.from_numpy(idx), torch.from_numpy(targets)
-    rows = np.arange(T * B)
-
-    def step() -> float:
-        out, _ = ours(emb[idx])  # the embedding is a row lookup
-        flat = out.reshape(T * B, H)
-        logits = flat @ w_out.T + b_out
-        logits -= logits.max(axis=1, keepdims=True)  # a stable softmax
-        p = np.exp(logits)
-        p /= p.sum(axis=1, keepdims=True)
-        loss = -np.log(p[rows, targets]).mean()
-        p[rows, targets] -= 1  # d loss / d logits = (softmax − onehot) / N
-        p /= T * B
-        _grads = (p.T @ flat, p.sum(axis=0))  # d w_out, d b_out: part of the step's work
-        dx, _ = ours.backward((p @ w_out).reshape(T, B, H))
-        d_emb = np.zeros_like(emb)
-        np.add.at(d_emb, idx, dx)  # rows used several times add up
-        return float(loss)
+    task = random_text_charlm(case, rng)
+    optimizer = Adam(task.model, lr=CHARLM_LR)
+    config = TrainerConfig(clip_norm=CHARLM_CLIP, progress=False)
+    trainer = Trainer(task, optimizer, config=config, out=io.StringIO())
 
     def ours_step() -> float:
-        # Our kernels bring their own threads; left multi-threaded, OpenBLAS would keep one
-        # spinning for ~0.1 s after each of the head's products, taking its core from them.
-        with blas_threads(1):
-            return step()
+        with one_blas_thread_if_fast():  # as Trainer.fit: see there why
+            return trainer.train_step()
 
-    params = [*embedding.parameters(), *theirs.parameters(), *head.parameters()]
+    V, T = case.vocab, case.T
+    theirs = torch.nn.ModuleDict(
+        {
+            "embedding": torch.nn.Embedding(V, case.I),
+            "lstm": torch.nn.LSTM(case.I, case.H),
+            "head": torch.nn.Linear(case.H, V),
+        }
+    )
+    weights = task.model.state_dict()
+    theirs.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in weights.items()})
+    params = list(theirs.parameters())
+    torch_optimizer = torch.optim.Adam(params, lr=CHARLM_LR)
+    streams = torch.from_numpy(task.train_streams)
+    position, carried = 0, None
 
     def torch_step() -> float:
-        for p in params:
-            p.grad = None
-        logits = head(theirs(embedding(idx_t))[0]).reshape(T * B, V)
-        loss = torch.nn.functional.cross_entropy(logits, targets_t)
+        nonlocal position, carried
+        if position + T + 1 > len(streams):  # wrap around as the task does
+            position, carried = 0, None
+        window = streams[position : position + T + 1]
+        torch_optimizer.zero_grad()
+        out, state = theirs["lstm"](theirs["embedding"](window[:-1]), carried)
+        logits = theirs["head"](out).reshape(-1, V)
+        loss = torch.nn.functional.cross_entropy(logits, window[1:].reshape(-1))
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, CHARLM_CLIP)
+        torch_optimizer.step()
+        carried = (state[0].detach(), state[1].detach())
+        position += T
         return loss.item()
 
-    return {"training": {"ours": ours_step, "reference": _reference(step), "torch": torch_step}}
+    return {
+        "training": {"ours": ours_step, "reference": _reference(ours_step), "torch": torch_step}
+    }
 
 
 def head_calls(case: Case, n_threads: int, rng: np.random.Generator) -> Calls:

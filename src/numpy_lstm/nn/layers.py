@@ -25,6 +25,7 @@ from ..core.validation import (
 )
 from ..core.variants import StepValues, step_backward, step_forward
 from ..kernels.products import matmul
+from ..kernels.training import scatter_add_rows
 from .init import Initializer, initial_value
 from .module import Module
 
@@ -339,9 +340,9 @@ class Embedding(Module):
         if self._idx is None:
             raise ValueError("Embedding.backward() called before forward()")
         dy = checked_input("dy", dy, self.dtype, (*self._idx.shape, self.embedding_dim))
-        grad = np.zeros_like(self._params["weight"])
-        np.add.at(grad, self._idx.reshape(-1), dy.reshape(-1, self.embedding_dim))
-        self._accumulate({"weight": grad})
+        # Straight into the accumulated gradient, row by row in order (as torch's index_add_):
+        # no (num_embeddings, embedding_dim) temporary, and a compiled loop when fast.
+        scatter_add_rows(self._grads["weight"], self._idx, dy.reshape(-1, self.embedding_dim))
 
     def __repr__(self) -> str:
         return f"Embedding({self.num_embeddings}, {self.embedding_dim}, dtype={self.dtype.name})"

@@ -19,19 +19,20 @@ import os
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ..nn.layers import Embedding, Linear, State
 from ..nn.lstm import LSTM
 from ..nn.module import Module, evaluating
-from ..train.losses import cross_entropy, log_softmax
+from ..train.losses import linear_cross_entropy, linear_cross_entropy_loss, log_softmax
 from ..train.task import (
     Arrays,
     DataChangedError,
     Task,
     TaskOptions,
+    finite_number,
     float_dtype,
     fraction,
     non_negative_int,
@@ -169,6 +170,7 @@ class CharLM(Module):
         dropout: float,
         rng: np.random.Generator,
         dtype: np.dtype,
+        forget_bias: float | None = None,
     ) -> None:
         super().__init__()
         self.embedding = Embedding(vocab_size, embedding_dim, dtype=dtype, rng=rng)
@@ -179,7 +181,7 @@ class CharLM(Module):
             dropout=dropout,
             dtype=dtype,
             rng=rng,
-            forget_bias=1.0,
+            forget_bias=forget_bias,
         )
         self.head = Linear(hidden_size, vocab_size, dtype=dtype, rng=rng)
 
@@ -194,6 +196,7 @@ class CharLM(Module):
             options.dropout,
             np.random.default_rng(options.seed),
             np.dtype(options.dtype),
+            options.forget_bias,
         )
 
     def forward(self, ids: np.ndarray, state: State | None = None) -> tuple[np.ndarray, State]:
@@ -203,6 +206,32 @@ class CharLM(Module):
 
     def backward(self, dlogits: np.ndarray) -> None:
         self.embedding.backward(self.lstm.backward(self.head.backward(dlogits))[0])
+
+    def loss_and_backward(
+        self,
+        ids: np.ndarray,
+        targets: np.ndarray,
+        state: State | None = None,
+        mask: np.ndarray | None = None,
+    ) -> tuple[float, State]:
+        """One training pass: ids (T, B) → the mean cross-entropy of targets (T, B) over the
+        positions where mask (T, B) is True (all without one), gradients accumulated, and the
+        final state — what `logits, state = model(ids, state)`, `cross_entropy(logits, targets,
+        mask=mask)` and `model.backward(dlogits)` give, with the head and the loss fused
+        (:func:`~numpy_lstm.train.losses.linear_cross_entropy`): no (T, B, V) logits or
+        gradient beyond the one buffer the loss overwrites."""
+        out, state = self.lstm(self.embedding(ids), state)
+        loss, d_out = linear_cross_entropy(self.head, out, targets, mask=mask)
+        self.embedding.backward(self.lstm.backward(d_out)[0])
+        return loss, state
+
+    def loss(
+        self, ids: np.ndarray, targets: np.ndarray, state: State | None = None
+    ) -> tuple[float, State]:
+        """ids (T, B) → the mean cross-entropy of targets (T, B) and the final state, with no
+        gradient: `cross_entropy(model(ids, state)[0], targets)[0]` and the state."""
+        out, state = self.lstm(self.embedding(ids), state)
+        return linear_cross_entropy_loss(self.head, out, targets), state
 
 
 def stream_layout(ids: np.ndarray, streams: int) -> np.ndarray:
@@ -227,7 +256,18 @@ class CharLMOptions(TaskOptions):
     )
     val_fraction: float = option(0.1, "the end of the text held out for validation", fraction)
     seed: int = option(0, "seed of the weights (and of dropout)", non_negative_int)
+    # None, measured (benchmarks/charlm_init.py, two texts, two seeds): a forget bias of 1 left
+    # validation ~0.05 bpc behind torch's plain uniform start after 1,000–1,500 steps.
+    forget_bias: float | None = option(
+        None,
+        "start the forget gate's bias at this value (default: drawn like every other weight, "
+        "as torch does)",
+        optional(finite_number),
+    )
     dtype: str = option("float32", "float32 or float64", float_dtype)
+
+    # Before the option existed every char-LM started with a forget bias of 1.
+    stored_defaults: ClassVar[dict[str, Any]] = {"forget_bias": 1.0}
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -286,11 +326,11 @@ class CharLMTask(Task):
         if self.position + k2 + 1 > len(self.train_streams):  # the streams are used up
             self.position, self.epoch, self.carried.value = 0, self.epoch + 1, None
         window = self.train_streams[self.position : self.position + k2 + 1]
-        logits, _ = self.model(window[:-1], self.carried.value)
         counted = np.zeros(window[1:].shape, dtype=bool)
         counted[k2 - k1 :] = True  # earlier targets were already trained by the last window
-        loss, dlogits = cross_entropy(logits, window[1:], mask=counted)
-        self.model.backward(dlogits)
+        loss, _ = self.model.loss_and_backward(
+            window[:-1], window[1:], self.carried.value, mask=counted
+        )
         self.carried.value = self.model.lstm.state_after(k1)
         self.position += k1
         return loss
@@ -300,8 +340,7 @@ class CharLMTask(Task):
         total, count, state = 0.0, 0, None
         for start in range(0, len(self.val_streams) - 1, self.bptt):
             chunk = self.val_streams[start : start + self.bptt + 1]
-            logits, state = self.model(chunk[:-1], state)
-            loss, _ = cross_entropy(logits, chunk[1:])
+            loss, state = self.model.loss(chunk[:-1], chunk[1:], state)
             total, count = total + loss * chunk[1:].size, count + chunk[1:].size
         loss = total / count
         return {"loss": loss, "bpc": loss / math.log(2)}
@@ -364,7 +403,7 @@ def load_for_sampling(path: str | Path) -> tuple[CharLM, Vocabulary]:
             raise ValueError(f"vocabulary: expected a string, got {chars!r}")
         vocab = Vocabulary(chars)
         check_declared_sizes(task["config"], saved.model)  # before allocating the model
-        options = CharLMOptions(**task["config"])
+        options = CharLMOptions(**(CharLMOptions.stored_defaults | task["config"]))
         present = sum(int(array.size) for array in saved.model.values())
         if len(vocab) * options.embedding_dim > present:
             raise ValueError(

@@ -10,7 +10,11 @@ import numpy as np
 import numpy.typing as npt
 
 from ..core.cell import sigmoid
-from ..core.validation import FLOAT_DTYPES, as_float_array
+from ..core.validation import FLOAT_DTYPES, as_float_array, check_finite
+from ..kernels.products import matmul
+from ..kernels.select import fast_enabled
+from ..kernels.training import softmax_cross_entropy
+from ..nn.layers import Linear
 
 
 def mse_loss(pred: npt.ArrayLike, target: npt.ArrayLike) -> tuple[float, np.ndarray]:
@@ -58,39 +62,86 @@ def cross_entropy(
     logits (…, C) float32/float64; targets (…) integer class indices in [0, C). Targets equal to
     `ignore_index`, or where `mask` (…) is False, do not count. Returns (loss, dlogits (…, C)).
     Loss in nats; divide by ln 2 for bits.
+
+    With the fast path on, one compiled pass per row (:mod:`numpy_lstm.kernels.training`) gives
+    the same results to rounding; the whole-array NumPy below (used with the fast path off) is
+    the readable definition that tests hold the kernel to.
     """
+    logits, targets, counted = _checked_targets(
+        "cross_entropy", logits, targets, ignore_index, mask
+    )
+    if not fast_enabled():
+        return _cross_entropy_reference(logits, targets, counted)
+    classes = logits.shape[-1]
+    dlogits = np.empty(logits.shape, logits.dtype)
+    loss, _ = softmax_cross_entropy(
+        np.ascontiguousarray(logits).reshape(-1, classes),
+        targets.reshape(-1),
+        counted.reshape(-1),
+        out=dlogits.reshape(-1, classes),
+    )
+    return loss, dlogits
+
+
+def _checked_targets(
+    caller: str,
+    logits: npt.ArrayLike,
+    targets: npt.ArrayLike,
+    ignore_index: int,
+    mask: npt.ArrayLike | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate cross_entropy's arguments → (logits (…, C), targets (…), counted (…) bool)."""
     logits = np.asarray(logits)
     if logits.dtype not in FLOAT_DTYPES or logits.ndim < 1:
         raise TypeError(
-            f"cross_entropy: logits must be a float32/float64 array (…, C), got dtype "
+            f"{caller}: logits must be a float32/float64 array (…, C), got dtype "
             f"{logits.dtype} and shape {logits.shape}"
         )
+    return logits, *_checked_classes(caller, logits.shape, targets, ignore_index, mask)
+
+
+def _checked_classes(
+    caller: str,
+    logits_shape: tuple[int, ...],
+    targets: npt.ArrayLike,
+    ignore_index: int,
+    mask: npt.ArrayLike | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """targets (…) and mask (…) for logits of shape (…, C) → (targets, counted (…) bool), or
+    TypeError/ValueError naming what is wrong."""
     targets = np.asarray(targets)
     if targets.dtype.kind not in "iu":
-        raise TypeError(f"cross_entropy: targets must be integers, got dtype {targets.dtype}")
-    if targets.shape != logits.shape[:-1]:
+        raise TypeError(f"{caller}: targets must be integers, got dtype {targets.dtype}")
+    if targets.shape != logits_shape[:-1]:
         raise ValueError(
-            f"cross_entropy: targets have shape {targets.shape}, expected {logits.shape[:-1]} "
-            f"for logits of shape {logits.shape}"
+            f"{caller}: targets have shape {targets.shape}, expected {logits_shape[:-1]} "
+            f"for logits of shape {logits_shape}"
         )
     counted = targets != ignore_index
     if mask is not None:
         mask = np.asarray(mask)
         if mask.dtype != np.bool_ or mask.shape != targets.shape:
             raise ValueError(
-                f"cross_entropy: mask must be boolean of shape {targets.shape}, got {mask.dtype} "
+                f"{caller}: mask must be boolean of shape {targets.shape}, got {mask.dtype} "
                 f"{mask.shape}"
             )
         counted &= mask
-    classes = logits.shape[-1]
+    classes = logits_shape[-1]
     chosen = targets[counted]
     if chosen.size and (chosen.min() < 0 or chosen.max() >= classes):
         raise ValueError(
-            f"cross_entropy: targets must be in [0, {classes}), got {chosen.min()}..{chosen.max()}"
+            f"{caller}: targets must be in [0, {classes}), got {chosen.min()}..{chosen.max()}"
         )
+    if not counted.any():
+        raise ValueError(f"{caller}: no target counts (all ignored or masked)")
+    return targets, counted
+
+
+def _cross_entropy_reference(
+    logits: np.ndarray, targets: np.ndarray, counted: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """cross_entropy on checked arguments, in whole-array NumPy (the definition)."""
     n = int(counted.sum())
-    if n == 0:
-        raise ValueError("cross_entropy: no target counts (all ignored or masked)")
     log_p = log_softmax(logits)
     safe = np.where(counted, targets, 0)
     picked = np.take_along_axis(log_p, safe[..., None], axis=-1)[..., 0]
@@ -102,6 +153,77 @@ def cross_entropy(
     )
     dlogits *= (counted / logits.dtype.type(n))[..., None].astype(logits.dtype)
     return loss, dlogits
+
+
+def linear_cross_entropy(
+    head: Linear,
+    x: npt.ArrayLike,
+    targets: npt.ArrayLike,
+    *,
+    ignore_index: int = -100,
+    mask: npt.ArrayLike | None = None,
+) -> tuple[float, np.ndarray]:
+    """A Linear head and the softmax cross-entropy of its output, forward and backward in one:
+    what `loss, dlogits = cross_entropy(head(x), targets, …)` then `dx = head.backward(dlogits)`
+    give (to rounding), without their extra passes over the logits.
+
+    x (…, in) in the head's dtype, targets (…), mask (…) as for :func:`cross_entropy`. Returns
+    (loss, dx (…, in)); head's weight and bias gradients accumulate, as head.backward's do.
+
+    With the fast path on: logits = x·Wᵀ, then one compiled pass per row adds the bias, takes
+    the loss, and overwrites the logits with their gradient while summing the bias gradient;
+    then dW += dlogitsᵀ·x and dx = dlogits·W. Off, it is literally the three calls above.
+    """
+    if not fast_enabled():
+        loss, dlogits = cross_entropy(head(x), targets, ignore_index=ignore_index, mask=mask)
+        return loss, head.backward(dlogits)
+    x, weight, bias = _head_input(head, x)
+    flat = x.reshape(-1, head.in_features)
+    targets, counted = _checked_classes(
+        "cross_entropy", (*x.shape[:-1], head.out_features), targets, ignore_index, mask
+    )
+    logits = matmul(flat, weight.T)  # (N, C), fresh: the kernel overwrites it with dlogits
+    loss, dbias = softmax_cross_entropy(
+        logits, targets.reshape(-1), counted.reshape(-1), bias=bias, out=logits
+    )
+    grads = head.grads  # the live buffers
+    grads["weight"] += matmul(logits.T, flat)
+    if bias is not None and dbias is not None:
+        grads["bias"] += dbias.astype(head.dtype)
+    return loss, matmul(logits, weight).reshape(x.shape)
+
+
+def linear_cross_entropy_loss(
+    head: Linear,
+    x: npt.ArrayLike,
+    targets: npt.ArrayLike,
+    *,
+    ignore_index: int = -100,
+    mask: npt.ArrayLike | None = None,
+) -> float:
+    """The loss of :func:`linear_cross_entropy` only (no gradient is formed or accumulated):
+    `cross_entropy(head(x), targets, …)[0]`, to rounding."""
+    if not fast_enabled():
+        return cross_entropy(head(x), targets, ignore_index=ignore_index, mask=mask)[0]
+    x, weight, bias = _head_input(head, x)
+    flat = x.reshape(-1, head.in_features)
+    targets, counted = _checked_classes(
+        "cross_entropy", (*x.shape[:-1], head.out_features), targets, ignore_index, mask
+    )
+    logits = matmul(flat, weight.T)
+    loss, _ = softmax_cross_entropy(logits, targets.reshape(-1), counted.reshape(-1), bias=bias)
+    return loss
+
+
+def _head_input(head: Linear, x: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """x checked as head.forward checks it → (x (…, in), weight (out, in), bias (out,) or None),
+    the parameters as the live arrays."""
+    x = as_float_array("x", x, head.dtype)
+    if x.ndim == 0 or x.shape[-1] != head.in_features:
+        raise ValueError(f"x: expected shape (..., {head.in_features}), got {x.shape}")
+    check_finite("x", x)
+    params = dict(head.named_parameters())
+    return x, params["weight"], params.get("bias")
 
 
 def bce_with_logits(logits: npt.ArrayLike, targets: npt.ArrayLike) -> tuple[float, np.ndarray]:

@@ -5,17 +5,33 @@ Each update rule is a pure function of (param, grad, buffers, step, hyperparamet
 the operation order of torch's single-tensor (non-foreach) kernel, so float32 and float64 results
 agree with torch to rounding. The classes are thin shells: they hold the hyperparameters and the
 per-parameter buffers, and write each update into the module's own arrays, in place.
+
+With the fast path on (:func:`numpy_lstm.kernels.select.fast_enabled`), Adam and AdamW run one
+compiled loop over all parameters (:mod:`numpy_lstm.kernels.optimizers`; bit-identical to
+:func:`adam_update`) on moments kept as one flat array per dtype, and the gradients' global norm
+is one compiled pass that also tells whether every gradient is finite. Off, the NumPy rules here
+run, as before.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+import operator
 from collections.abc import Callable, Mapping
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
+from ..kernels.select import fast_enabled
 from ..nn.module import Module, write_in_place
+
+# The gradients' norm, check and clipping live in .gradients; their names stay importable here.
+from .gradients import NonFiniteError as NonFiniteError
+from .gradients import clip_grad_norm as clip_grad_norm
+
+if TYPE_CHECKING:  # it imports numba: imported where used, once the fast path is known to work
+    from ..kernels import optimizers as compiled_optimizers
 
 Buffers = dict[str, np.ndarray]
 # (param, grad, buffers, *, step, **hyperparameters) → (new param, new buffers); each rule has
@@ -23,10 +39,6 @@ Buffers = dict[str, np.ndarray]
 UpdateRule = Callable[..., tuple[np.ndarray, Buffers]]
 # A state dict: `step` (int), each hyperparameter (float) and `<buffer>.<param name>` arrays.
 OptimizerState = dict[str, float | np.ndarray]
-
-
-class NonFiniteError(FloatingPointError):
-    """A loss, gradient or update became NaN or infinite; the weights were not updated."""
 
 
 # -- the update rules ---------------------------------------------------------------------------
@@ -138,21 +150,6 @@ def rmsprop_update(
     return param - lr * grad / avg, new
 
 
-def clip_grad_norm(module: Module, max_norm: float) -> float:
-    """Scale all gradients in place so their global L2 norm is at most `max_norm`
-    (torch.nn.utils.clip_grad_norm_: coefficient max_norm / (norm + 1e-6), capped at 1).
-    Returns the norm before clipping."""
-    if not (isinstance(max_norm, (int, float)) and max_norm > 0):
-        raise ValueError(f"max_norm: expected a positive number, got {max_norm!r}")
-    grads = list(module.grads.values())
-    total = float(np.linalg.norm([np.linalg.norm(g.reshape(-1)) for g in grads]))
-    coefficient = min(max_norm / (total + 1e-6), 1.0)
-    if coefficient < 1.0:
-        for grad in grads:
-            grad *= grad.dtype.type(coefficient)
-    return total
-
-
 # -- the optimizer shell ------------------------------------------------------------------------
 Check = tuple[Callable[[float], bool], str]
 POSITIVE: Check = (lambda v: v > 0, "> 0")
@@ -175,8 +172,12 @@ class Optimizer:
         self.module = module
         self.hyper = {name: _checked_hyper(name, value, self) for name, value in hyper.items()}
         self.step_count = 0
-        params = dict(module.named_parameters())
-        self.buffers = {b: {n: np.zeros_like(p) for n, p in params.items()} for b in self.active}
+        self.buffers = self.new_buffers(self.active)
+
+    def new_buffers(self, active: tuple[str, ...]) -> dict[str, Buffers]:
+        """Zero buffers `active` for every parameter: buffer name → parameter name → array."""
+        params = dict(self.module.named_parameters())
+        return {b: {n: np.zeros_like(p) for n, p in params.items()} for b in active}
 
     @property
     def active(self) -> tuple[str, ...]:
@@ -218,16 +219,19 @@ class Optimizer:
                 new_buffers = {b: v.astype(param.dtype, copy=False) for b, v in new_buffers.items()}
                 for what, value in (("update", new_param), *new_buffers.items()):
                     if not np.isfinite(value).all():
-                        raise NonFiniteError(
-                            f"step {step}: the {what} of {name} is not finite (lr "
-                            f"{self.lr:g}); weights left unchanged"
-                        )
+                        raise self._non_finite_error(step, what, name)
                 updates.append((name, param, new_param, new_buffers))
         for name, param, new_param, new_buffers in updates:
             write_in_place(param, new_param)  # the module keeps the same array object
             for b, value in new_buffers.items():
-                self.buffers[b][name] = value
+                self.buffers[b][name][...] = value  # in place: Adam's are views of flat arrays
         self.step_count = step
+
+    def _non_finite_error(self, step: int, what: str, name: str) -> NonFiniteError:
+        return NonFiniteError(
+            f"step {step}: the {what} of {name} is not finite (lr {self.lr:g}); "
+            "weights left unchanged"
+        )
 
     def state_dict(self) -> OptimizerState:
         state: OptimizerState = {"step": self.step_count, **self.hyper}
@@ -260,10 +264,23 @@ class Optimizer:
         if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
             raise ValueError(f"step: expected a non-negative integer, got {step!r}")
         buffers = {k: _checked_buffer(k, state[k], params[n]) for k, (_, n) in buffer_keys.items()}
+        if not self._buffers_fit(active, params):
+            self.buffers = self.new_buffers(active)
         self.step_count, self.hyper = int(step), hyper
-        self.buffers = {b: {} for b in active}
         for key, (b, name) in buffer_keys.items():
-            self.buffers[b][name] = buffers[key]
+            self.buffers[b][name][...] = buffers[key]  # into the arrays the optimizer steps
+
+    def _buffers_fit(self, active: tuple[str, ...], params: Mapping[str, np.ndarray]) -> bool:
+        """Whether the buffers held are exactly `active`, one per parameter, of its shape and
+        dtype, writable (a load then writes into them instead of allocating new ones)."""
+        return tuple(self.buffers) == active and all(
+            self.buffers[b].keys() == params.keys()
+            and all(
+                a.shape == params[n].shape and a.dtype == params[n].dtype and a.flags.writeable
+                for n, a in self.buffers[b].items()
+            )
+            for b in active
+        )
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v:g}" for k, v in self.hyper.items())
@@ -285,7 +302,8 @@ def _checked_hyper(name: str, value: object, optimizer: Optimizer) -> float:
 
 
 def _checked_buffer(key: str, value: object, param: np.ndarray) -> np.ndarray:
-    """A copy of buffer `value`, which must match `param`'s shape and dtype exactly."""
+    """Buffer `value` as an array (the caller copies it), which must match `param`'s shape and
+    dtype exactly."""
     array = np.asarray(value)
     if array.shape != param.shape:
         raise ValueError(f"{key}: expected shape {param.shape}, got {array.shape}")
@@ -295,7 +313,7 @@ def _checked_buffer(key: str, value: object, param: np.ndarray) -> np.ndarray:
         raise ValueError(f"{key}: contains NaN or Inf")
     if key.startswith(("exp_avg_sq.", "square_avg.")) and (array < 0).any():
         raise ValueError(f"{key}: a second moment must be >= 0 (its square root is taken)")
-    return array.copy()
+    return array
 
 
 # -- the optimizers -----------------------------------------------------------------------------
@@ -338,7 +356,11 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0)."""
+    """torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0).
+
+    exp_avg and exp_avg_sq are each one flat array per dtype (the parameters of that dtype side
+    by side, in the module's order); `buffers[b][name]` are views of it, so the compiled step
+    (fast path on) updates every parameter in one loop while state dicts stay per parameter."""
 
     hyperparameters: ClassVar[dict[str, Check]] = {
         "lr": NON_NEGATIVE,
@@ -349,6 +371,12 @@ class Adam(Optimizer):
     }
     buffer_names = ("exp_avg", "exp_avg_sq")
     update: ClassVar[UpdateRule] = staticmethod(adam_update)
+    decoupled: ClassVar[bool] = False  # AdamW: the weight decay shrinks the parameters
+    _flat: dict[str, dict[np.dtype, np.ndarray]]  # buffer → dtype → flat array
+    _views: dict[str, Buffers]  # the views of them that new_buffers made
+    _starts: dict[str, int]  # parameter name → where its entries begin in its dtype's arrays
+    # The compiled step's groups and what they were built for (see _compiled_groups).
+    _plan: tuple[list[object], list[compiled_optimizers.AdamGroup] | None] | None
 
     def __init__(
         self,
@@ -376,12 +404,101 @@ class Adam(Optimizer):
     def exp_avg_sq(self) -> dict[str, np.ndarray]:
         return self.buffers["exp_avg_sq"]
 
+    def new_buffers(self, active: tuple[str, ...]) -> dict[str, Buffers]:
+        params = dict(self.module.named_parameters())
+        dtypes = list(dict.fromkeys(p.dtype for p in params.values()))  # in order of appearance
+        self._flat, self._starts, self._plan = {b: {} for b in active}, {}, None
+        buffers: dict[str, Buffers] = {b: {} for b in active}
+        for dtype in dtypes:
+            mine = {n: p for n, p in params.items() if p.dtype == dtype}
+            for b in active:
+                flat = self._flat[b][dtype] = np.zeros(sum(p.size for p in mine.values()), dtype)
+                start = 0
+                for name, p in mine.items():
+                    buffers[b][name] = flat[start : start + p.size].reshape(p.shape)
+                    self._starts[name] = start
+                    start += p.size
+        self._views = {b: dict(views) for b, views in buffers.items()}
+        return buffers
+
+    def step(self) -> None:
+        """As :meth:`Optimizer.step` (same results, same all-or-nothing guarantee); with the
+        fast path, one compiled pass computes and checks every update, a second one writes."""
+        groups = self._compiled_groups()
+        if groups is None:
+            super().step()
+            return
+        from ..kernels import optimizers as compiled
+
+        step = self.step_count + 1
+        failed = compiled.adam_step(groups, step=step, decoupled=self.decoupled, **self.hyper)
+        if failed is not None:
+            position, what = failed
+            name = next(itertools.islice(self.module.named_parameters(), position, None))[0]
+            raise self._non_finite_error(step, what, name)
+        self.step_count = step
+
+    def _compiled_groups(self) -> list[compiled_optimizers.AdamGroup] | None:
+        """The compiled step's parameter groups, or None for the NumPy path: fast path off, or
+        arrays it cannot take in place (not C-contiguous, ...), or buffers that are no longer
+        views of the flat arrays. Rebuilt only when an array changed identity."""
+        if not fast_enabled():
+            return None
+        named = list(self.module.named_parameters())
+        grads = self.module.grads
+        key: list[object] = [p for _, p in named] + [grads.get(n) for n, _ in named]
+        key += [self.buffers[b].get(n) for b in self.buffer_names for n, _ in named]
+        plan = self._plan
+        if plan is not None and len(plan[0]) == len(key) and all(map(operator.is_, plan[0], key)):
+            return plan[1]
+        self._plan = (key, self._new_groups(named, grads, key))
+        return self._plan[1]
+
+    def _new_groups(
+        self,
+        named: list[tuple[str, np.ndarray]],
+        grads: Mapping[str, np.ndarray],
+        key: list[object],
+    ) -> list[compiled_optimizers.AdamGroup] | None:
+        from ..kernels import optimizers as compiled  # imports numba: the fast path is on
+
+        params = [p for _, p in named]
+        their_grads = [grads.get(n) for n, _ in named]
+        views = [self._views[b].get(n) for b in self.buffer_names for n, _ in named]
+        if any(  # a caller replaced a buffer, or the module's parameters are not those it had
+            view is None or held is not view or view.shape != params[i % len(params)].shape
+            for i, (held, view) in enumerate(zip(key[2 * len(named) :], views, strict=True))
+        ):
+            return None
+        arrays = [a for a in (*their_grads, *views) if a is not None]
+        if not compiled.supported(params + arrays) or any(
+            g is None or g.shape != p.shape or g.dtype != p.dtype or not g.flags.writeable
+            for p, g in zip(params, their_grads, strict=True)
+        ):
+            return None
+        groups = []
+        for dtype, flat_m in self._flat["exp_avg"].items():
+            positions = [i for i, p in enumerate(params) if p.dtype == dtype]
+            if positions:  # adam_group checks that each one's moments lie in these flat arrays
+                groups.append(
+                    compiled.adam_group(
+                        positions,
+                        [params[i] for i in positions],
+                        [arrays[i] for i in positions],
+                        flat_m,
+                        self._flat["exp_avg_sq"][dtype],
+                        [self._starts[named[i][0]] for i in positions],
+                    )
+                )
+        return groups
+
 
 class AdamW(Adam):
     """torch.optim.AdamW(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
     the decay shrinks the parameters directly instead of joining the gradient."""
 
     update: ClassVar[UpdateRule] = staticmethod(adamw_update)
+    decoupled: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import math
 import os
 import stat
 from abc import ABC, abstractmethod
@@ -62,6 +63,11 @@ def fraction(name: str, value: Any) -> float:
     return _number(name, value, "(0, 1)", lambda v: 0 < v < 1)
 
 
+def finite_number(name: str, value: Any) -> float:
+    """Any finite number (e.g. a bias to start from)."""
+    return _number(name, value, "(-inf, inf)", math.isfinite)
+
+
 def probability(name: str, value: Any) -> float:
     """A probability in [0, 1) (e.g. dropout: 1 would drop everything)."""
     return check_probability(name, value)
@@ -92,6 +98,10 @@ class TaskOptions:
     """Base of every task's options: frozen, JSON-able fields made with :func:`option`, each
     checked (and normalised) when the options are built. Subclasses add cross-field checks in
     `__post_init__` after calling this one."""
+
+    # Options added after checkpoints were written whose default is not what those checkpoints'
+    # models had: the value a stored config that lacks one meant (build_task fills it in).
+    stored_defaults: ClassVar[dict[str, Any]] = {}
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -236,7 +246,8 @@ def build_task(name: str, config: dict[str, Any]) -> Task:
         )
     if not isinstance(config, dict):
         raise ValueError(f"config: expected a JSON object, got {config!r}")
+    task = REGISTRY[name]
     try:
-        return REGISTRY[name](**config)
+        return task(**(task.Options.stored_defaults | config))
     except TypeError as err:
         raise ValueError(f"config of task {name!r} rejected: {err}") from None

@@ -33,7 +33,8 @@ from ..kernels.select import fast_enabled
 from ..kernels.threads import blas_threads
 from ..nn.module import evaluating
 from .checkpoint import Checkpoint, read_checkpoint, write_checkpoint
-from .optim import SGD, Adam, AdamW, NonFiniteError, Optimizer, RMSprop, clip_grad_norm
+from .gradients import NonFiniteError, check_and_clip_grads
+from .optim import SGD, Adam, AdamW, Optimizer, RMSprop
 from .schedules import make_schedule
 from .task import REGISTRY, DataChangedError, Task, build_task, check_regular_file
 
@@ -154,13 +155,8 @@ class Trainer:
         step = self.step + 1
         if not math.isfinite(loss):
             raise NonFiniteError(f"step {step}: the loss is {loss}; weights left unchanged")
-        for name, grad in self.task.model.grads.items():
-            if not np.isfinite(grad).all():
-                raise NonFiniteError(
-                    f"step {step}: the gradient of {name} is not finite; weights left unchanged"
-                )
-        if self.config.clip_norm is not None:
-            clip_grad_norm(self.task.model, self.config.clip_norm)
+        # One pass over the gradients: their norm for clipping, and the finiteness check.
+        check_and_clip_grads(self.task.model, self.config.clip_norm, step=step)
         self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
