@@ -10,6 +10,10 @@ compiled fast path (numba, the `fast` extra), chosen per call.
     numba_driver   the fast path's driver: weight layout and reuse, threading, caches
     numba_kernels  the compiled loops
     simd           SIMD micro-kernels (AVX-512 / AVX2) for the float32 per-step products
+    training       a training step's loops: softmax cross-entropy with its gradient in place
+                   (and the bias gradient in the same pass), the embedding's scatter-add
+    optimizers     Adam/AdamW as one compiled loop, the gradients' sums of squares (imported by
+                   train.optim only once the fast path works: it imports numba)
 """
 
 from .select import counts, fast_enabled, sequence_backward, sequence_forward, use_fast
