@@ -257,7 +257,7 @@ class CharLMOptions(TaskOptions):
     val_fraction: float = option(0.1, "the end of the text held out for validation", fraction)
     seed: int = option(0, "seed of the weights (and of dropout)", non_negative_int)
     # None, measured (benchmarks/charlm_init.py, two texts, two seeds): a forget bias of 1 left
-    # validation ~0.05 bpc behind torch's plain uniform start after 1,000–1,500 steps.
+    # validation 0.03–0.07 bpc behind the plain uniform start after 1,000–1,500 steps.
     forget_bias: float | None = option(
         None,
         "start the forget gate's bias at this value (default: drawn like every other weight, "
