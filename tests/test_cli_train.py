@@ -142,3 +142,31 @@ def test_a_bool_option_has_a_no_form() -> None:
     off = build_parser().parse_args(["train", "forecast", "--no-relative", "--column", "a,b"])
     assert on.task_relative is True and off.task_relative is False
     assert off.task_column == "a,b" and on.task_seasonal_period is None
+
+
+def test_a_checkpoint_from_before_forget_bias_keeps_the_start_it_had(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Char-LM runs stored before `--forget-bias` existed started with a forget bias of 1:
+    resuming one accepts `--forget-bias 1` (no change) and refuses another value."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    corpus = tmp_path / "text.txt"
+    corpus.write_text(TEXT, encoding="utf-8")
+    checkpoint = str(tmp_path / "old.ckpt")
+    argv = ["train", "charlm", "--text", str(corpus), "--hidden-size", "8", "--embedding-dim", "4",
+            "--batch-size", "4", "--bptt", "8", "--steps", "2", "--eval-every", "2",
+            "--no-progress", "--forget-bias", "1"]  # fmt: skip
+    assert run(capsys, *argv, "--checkpoint", checkpoint)[0] == 0
+    with safe_open(checkpoint, "numpy") as f:
+        header = f.metadata()
+    meta = json.loads(header["checkpoint"])
+    del meta["task"]["config"]["forget_bias"]  # as an older version wrote it
+    header = {k: v for k, v in header.items() if k != "content_sha256"}  # older files lack it
+    save_file(load_file(checkpoint), checkpoint, header | {"checkpoint": json.dumps(meta)})
+    resume = ["train", "charlm", "--resume", checkpoint, "--steps", "3", "--no-progress"]
+    code, _, err = run(capsys, *resume, "--forget-bias", "1")
+    assert code == 0, err
+    code, _, err = run(capsys, *resume, "--forget-bias", "0")
+    assert code == 2 and "--forget-bias: the checkpoint's run has 1.0, got 0.0" in err

@@ -99,7 +99,8 @@ def resumed_trainer(args: argparse.Namespace) -> Trainer:
     if meta["task"]["name"] != args.task:
         raise UsageError(f"--resume: {args.resume} is a {meta['task']['name']!r} run")
     given: set[str] = getattr(args, GIVEN, set())
-    config = meta["task"]["config"]
+    # A config stored before an option existed meant that option's old value (stored_defaults).
+    config = TASKS[args.task].Options.stored_defaults | meta["task"]["config"]
     options = {k[5:]: getattr(args, k) for k in given if k.startswith("task_")}
     if options:
         try:  # normalised as the run's own options were ("f4" → "float32", …)
