@@ -265,12 +265,17 @@ class Linear(Module):
             "dtype": self.dtype.name,
         }
 
-    def forward(self, x: ArrayLike) -> np.ndarray:
+    def checked_input(self, x: ArrayLike) -> np.ndarray:
+        """x as forward takes it — (…, in_features), finite, in the layer's dtype — or a
+        ValueError/TypeError naming `x` (also what a fused caller of the layer checks)."""
         x = as_float_array("x", x, self.dtype)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"x: expected shape (..., {self.in_features}), got {x.shape}")
         check_finite("x", x)
-        self._x = x
+        return x
+
+    def forward(self, x: ArrayLike) -> np.ndarray:
+        x = self._x = self.checked_input(x)
         y = matmul(x, self._params["weight"].T)  # the library's thread model: see products
         return y + self._params["bias"] if "bias" in self._params else y
 

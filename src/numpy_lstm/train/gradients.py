@@ -41,7 +41,7 @@ def grad_norm(module: Module) -> float:
     if sums is None:
         grads = module.grads.values()
         return float(np.linalg.norm([np.linalg.norm(g.reshape(-1)) for g in grads]))
-    return math.sqrt(sum(sums.tolist()))  # Python's sum: an overflow is inf, not an error
+    return _norm(sums)
 
 
 def check_and_clip_grads(module: Module, max_norm: float | None, *, step: int) -> None:
@@ -61,11 +61,16 @@ def check_and_clip_grads(module: Module, max_norm: float | None, *, step: int) -
         if max_norm is not None:
             clip_grad_norm(module, max_norm)
         return
-    total = math.sqrt(sum(sums.tolist()))
+    total = _norm(sums)
     if not math.isfinite(total):
         _raise_if_a_grad_is_not_finite(module, step)
     if max_norm is not None:
         _scale_grads(module.grads.values(), max_norm, total)
+
+
+def _norm(square_sums: np.ndarray) -> float:
+    """√(Σ square_sums), with Python's sum: an overflow is inf, not an error."""
+    return math.sqrt(sum(square_sums.tolist()))
 
 
 def _check_max_norm(max_norm: object) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..core.cell import sigmoid
-from ..core.validation import FLOAT_DTYPES, as_float_array, check_finite
+from ..core.validation import FLOAT_DTYPES, as_float_array
 from ..kernels.products import matmul
 from ..kernels.select import fast_enabled
 from ..kernels.training import softmax_cross_entropy
@@ -177,20 +177,14 @@ def linear_cross_entropy(
     if not fast_enabled():
         loss, dlogits = cross_entropy(head(x), targets, ignore_index=ignore_index, mask=mask)
         return loss, head.backward(dlogits)
-    x, weight, bias = _head_input(head, x)
-    flat = x.reshape(-1, head.in_features)
-    targets, counted = _checked_classes(
-        "cross_entropy", (*x.shape[:-1], head.out_features), targets, ignore_index, mask
-    )
-    logits = matmul(flat, weight.T)  # (N, C), fresh: the kernel overwrites it with dlogits
-    loss, dbias = softmax_cross_entropy(
-        logits, targets.reshape(-1), counted.reshape(-1), bias=bias, out=logits
-    )
+    x, flat, logits, targets, counted = _head_logits(head, x, targets, ignore_index, mask)
+    bias = getattr(head, "bias", None)  # a Linear(bias=False) has none
+    loss, dbias = softmax_cross_entropy(logits, targets, counted, bias=bias, out=logits)
     grads = head.grads  # the live buffers
     grads["weight"] += matmul(logits.T, flat)
     if bias is not None and dbias is not None:
         grads["bias"] += dbias.astype(head.dtype)
-    return loss, matmul(logits, weight).reshape(x.shape)
+    return loss, matmul(logits, head.weight).reshape(x.shape)
 
 
 def linear_cross_entropy_loss(
@@ -205,25 +199,27 @@ def linear_cross_entropy_loss(
     `cross_entropy(head(x), targets, …)[0]`, to rounding."""
     if not fast_enabled():
         return cross_entropy(head(x), targets, ignore_index=ignore_index, mask=mask)[0]
-    x, weight, bias = _head_input(head, x)
+    _, _, logits, targets, counted = _head_logits(head, x, targets, ignore_index, mask)
+    return softmax_cross_entropy(logits, targets, counted, bias=getattr(head, "bias", None))[0]
+
+
+def _head_logits(
+    head: Linear,
+    x: npt.ArrayLike,
+    targets: npt.ArrayLike,
+    ignore_index: int,
+    mask: npt.ArrayLike | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The fused head's start: x checked as head.forward checks it, targets and mask as
+    cross_entropy checks them → (x (…, in), x flat (N, in), logits x·Wᵀ (N, C) without the bias
+    — a fresh array the kernel may overwrite —, targets (N,), counted (N,) bool)."""
+    x = head.checked_input(x)
     flat = x.reshape(-1, head.in_features)
     targets, counted = _checked_classes(
         "cross_entropy", (*x.shape[:-1], head.out_features), targets, ignore_index, mask
     )
-    logits = matmul(flat, weight.T)
-    loss, _ = softmax_cross_entropy(logits, targets.reshape(-1), counted.reshape(-1), bias=bias)
-    return loss
-
-
-def _head_input(head: Linear, x: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """x checked as head.forward checks it → (x (…, in), weight (out, in), bias (out,) or None),
-    the parameters as the live arrays."""
-    x = as_float_array("x", x, head.dtype)
-    if x.ndim == 0 or x.shape[-1] != head.in_features:
-        raise ValueError(f"x: expected shape (..., {head.in_features}), got {x.shape}")
-    check_finite("x", x)
-    params = dict(head.named_parameters())
-    return x, params["weight"], params.get("bias")
+    logits = matmul(flat, head.weight.T)
+    return x, flat, logits, targets.reshape(-1), counted.reshape(-1)
 
 
 def bce_with_logits(logits: npt.ArrayLike, targets: npt.ArrayLike) -> tuple[float, np.ndarray]:
