@@ -67,6 +67,20 @@ def test_split_products_equal_torch(rng: np.random.Generator, two_kernel_threads
     )  # fmt: skip
 
 
+def test_a_split_product_adds_the_bias_to_every_threads_rows_as_torchs_linear_does(
+    rng: np.random.Generator, two_kernel_threads: Any
+) -> None:
+    x = rng.standard_normal((3000, 256), dtype=np.float32)
+    weight = rng.standard_normal((700, 256), dtype=np.float32)
+    bias = 100 * rng.standard_normal(700, dtype=np.float32)  # large: a row without it shows
+    expected = torch.nn.functional.linear(*map(torch.from_numpy, (x, weight, bias))).numpy()
+    y = products.matmul(x, weight.T, bias)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-3)
+    small = products.matmul(x[:2], weight.T, bias)  # below the split: one BLAS call
+    np.testing.assert_allclose(small, expected[:2], rtol=1e-4, atol=1e-3)
+
+
 def test_with_the_fast_path_off_products_leave_blas_alone(
     rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -26,23 +26,28 @@ PARALLEL_MIN_MACS = 2_000_000
 BLAS_SINGLE_THREADED_MACS = 65536 * 4
 
 
-def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a (…, K) @ b (K, N) → (…, N), as ``a @ b`` computes it (b may be a transposed view).
+def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    """a (…, K) @ b (K, N) [+ bias (N,)] → (…, N), as ``a @ b + bias`` computes it (b may be a
+    transposed view; the same float additions, so the same bits).
 
     With the fast kernels on: BLAS held to one thread, rows of the output split over the
-    kernels' threads when the product is large."""
+    kernels' threads when the product is large, and each thread adds the bias to its rows
+    while they are still in cache (a separate ``+ bias`` is one more pass over the output, and
+    a fresh array: ~2 ms for a 3,200 × 1,000 head's logits)."""
     if not fast_enabled():
-        return a @ b
+        return a @ b if bias is None else a @ b + bias
     rows = a.reshape(-1, a.shape[-1])
     M, K = rows.shape
     N = b.shape[1]
     if M * K * N <= BLAS_SINGLE_THREADED_MACS:
-        return a @ b
+        return a @ b if bias is None else a @ b + bias
     out = np.empty((M, N), np.result_type(a, b))
     threads = min(get_num_threads(), max(1, M * K * N // PARALLEL_MIN_MACS), M)
 
     def part(r0: int, r1: int) -> None:
         np.matmul(rows[r0:r1], b, out=out[r0:r1])
+        if bias is not None:
+            out[r0:r1] += bias
 
     with blas_threads(1):
         run_parallel(part, list(pairwise(k * M // threads for k in range(threads + 1))))

@@ -276,8 +276,8 @@ class Linear(Module):
 
     def forward(self, x: ArrayLike) -> np.ndarray:
         x = self._x = self.checked_input(x)
-        y = matmul(x, self._params["weight"].T)  # the library's thread model: see products
-        return y + self._params["bias"] if "bias" in self._params else y
+        # the library's thread model, the bias added in the same pass: see kernels.products
+        return matmul(x, self._params["weight"].T, self._params.get("bias"))
 
     def backward(self, dy: ArrayLike) -> np.ndarray:
         if self._x is None:
