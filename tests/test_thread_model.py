@@ -79,6 +79,9 @@ def test_a_split_product_adds_the_bias_to_every_threads_rows_as_torchs_linear_do
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-3)
     small = products.matmul(x[:2], weight.T, bias)  # below the split: one BLAS call
     np.testing.assert_allclose(small, expected[:2], rtol=1e-4, atol=1e-3)
+    wide = products.matmul(x, weight.T, bias.astype(np.float64))  # promotes, as NumPy does
+    assert wide.dtype == np.float64
+    np.testing.assert_allclose(wide, expected, rtol=1e-4, atol=1e-3)
 
 
 def test_with_the_fast_path_off_products_leave_blas_alone(
