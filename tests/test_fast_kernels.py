@@ -201,6 +201,21 @@ def test_sequence_kernels_on_random_shapes(
             np.testing.assert_allclose(a, b, **tolerance, err_msg=f"d{name}")
 
 
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_one_long_row_with_nan_padding_equals_the_reference(rng, bidirectional) -> None:
+    # One row of ≥ HOIST_MIN_STEPS steps: its input products all run before the loop.
+    steps, valid = fast_sequence.HOIST_MIN_STEPS + 4, fast_sequence.HOIST_MIN_STEPS + 1
+    lstm = numpy_lstm.LSTM(
+        I, H, 2, bidirectional=bidirectional, proj_size=2, dtype=np.float32, rng=4
+    )
+    mask = np.arange(steps)[None] < valid  # (B = 1, T)
+    x = rng.standard_normal((steps, 1, I)).astype(np.float32)
+    x[valid:] = np.nan  # padding may hold anything: it must not reach the math
+    d_out = rng.standard_normal((steps, 1, 2 * (1 + bidirectional))).astype(np.float32)
+    fast, reference = fast_and_reference(lstm, x, None, d_out, None, mask=mask)
+    assert_same(fast, reference, np.float32)
+
+
 @pytest.mark.parametrize("proj_size", [0, 3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_rows_split_over_threads_give_the_same_numbers(rng, dtype, proj_size, monkeypatch) -> None:
@@ -212,16 +227,42 @@ def test_rows_split_over_threads_give_the_same_numbers(rng, dtype, proj_size, mo
     mask[:, 0] = True
     single = run_layer(lstm, x, None, d_out, None, mask=mask)
     monkeypatch.setattr(fast_sequence, "MIN_WORK_PER_THREAD", 1)
-    previous = numpy_lstm.kernels.set_num_threads(3)
+    # six threads: the two directions side by side, three threads each
+    previous = numpy_lstm.kernels.set_num_threads(6)
     try:
-        assert fast_sequence.row_chunks(B, 1) == [(0, 4), (4, 8), (8, 14)]
+        assert fast_sequence.row_chunks(B, 1, threads=3) == [(0, 4), (4, 8), (8, 14)]
         split = run_layer(lstm, x, None, d_out, None, mask=mask)
     finally:
         numpy_lstm.kernels.set_num_threads(previous)
     # Private on purpose: how the rows were split is nowhere public, and without this look a
     # layer that quietly ran on one thread would pass.
-    assert lstm._cache.caches[0].chunks == [(0, 4), (4, 8), (8, 14)]
+    assert [cache.chunks for cache in lstm._cache.caches] == [[(0, 4), (4, 8), (8, 14)]] * 2
     assert_same(split, single, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_two_directions_on_two_threads_run_side_by_side_each_with_all_rows(
+    rng, dtype, monkeypatch
+) -> None:
+    B = 16
+    x = rng.standard_normal((T, B, I)).astype(dtype)
+    d_out = rng.standard_normal((T, B, 2 * H)).astype(dtype)
+    lstm = numpy_lstm.LSTM(I, H, 2, bidirectional=True, dtype=dtype, rng=3)
+    with kernels.use_fast(False):
+        reference = run_layer(lstm, x, None, d_out, None)
+    monkeypatch.setattr(fast_sequence, "MIN_WORK_PER_THREAD", 1)
+    previous = numpy_lstm.kernels.set_num_threads(2)
+    try:
+        side_by_side = run_layer(lstm, x, None, d_out, None)
+        one_way = numpy_lstm.LSTM(I, H, 2, dtype=dtype, rng=3)
+        one_way(x)
+    finally:
+        numpy_lstm.kernels.set_num_threads(previous)
+    # Private on purpose (see above): one direction alone splits its rows over both threads;
+    # side by side, each direction keeps all its rows on one thread.
+    assert [cache.chunks for cache in one_way._cache.caches] == [[(0, 8), (8, 16)]] * 2
+    assert [cache.chunks for cache in lstm._cache.caches] == [[(0, 16)]] * 4
+    assert_same(side_by_side, reference, dtype)
 
 
 def test_spare_buffers_are_reused_and_never_alias_results(rng) -> None:

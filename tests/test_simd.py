@@ -115,10 +115,20 @@ def test_fast_forward_on_each_path_equals_the_reference(
     rng, monkeypatch, isa, B, H, P, reverse, masked, carry
 ) -> None:
     monkeypatch.setattr(simd, "isa_path", lambda: isa)  # the path, as if detected
-    T, I = 4, 3
+    # B = 1: a wide input's products before the loop (I ≥ H_out / 2)
+    T, I = numba_driver.HOIST_MIN_STEPS + 1, P or H
     w, x, h0, c0, mask = random_case(rng, T, B, I, H, P, masked)
     options = SequenceOptions(mask=mask, reverse=reverse, carry_output=carry)
     *fast, cache = kernels.sequence_forward(x, h0, c0, w, options)
+    # Private on purpose: which packed weights the forward used is nowhere public, and without
+    # this look a one-row forward that quietly skipped hoisting would pass.
+    ids = tuple(map(id, w))
+    parts = {
+        key[2] for key in numba_driver._prepared if key[0] == "packed" and key[-len(ids) :] == ids
+    }
+    assert parts == (
+        set() if isa == "generic" else {"recurrent", "input"} if B == 1 else {"forward"}
+    )
     *reference, ref_cache = lstm_forward(x, h0, c0, w, options)
     assert isinstance(cache, numba_driver.FastCache)
     for name, ours, theirs in zip(("out", "h_n", "c_n"), fast, reference, strict=True):

@@ -130,13 +130,10 @@ def machine() -> dict[str, Any]:
     from threadpoolctl import threadpool_info
 
     info: dict[str, Any] = {"python": platform.python_version(), "numpy": np.__version__}
-    try:
-        with open("/proc/cpuinfo") as f:
-            info["cpu"] = next(
-                ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")
-            )
-    except (OSError, StopIteration):
-        info["cpu"] = platform.processor() or platform.machine()
+    cpu = _cpuinfo()
+    info["cpu"] = cpu.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in cpu and "model" in cpu:  # a bare "AMD EPYC" names no generation
+        info["cpu"] += f" (family {cpu['cpu family']}, model {cpu['model']})"
     info["cores"] = (
         len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     )
@@ -156,14 +153,25 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields in /proc/cpuinfo (empty where there is none)."""
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if not line.strip():
+                    break  # the first processor's block ends here
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    return fields
+
+
 def isa() -> str:
     """The vector instructions the CPU offers (AVX-512, AVX2 or neither) and the path the fast
     kernels dispatch to (avx512, avx2, generic; none without numba)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = set(next(ln for ln in f if ln.startswith("flags")).split(":", 1)[1].split())
-    except (OSError, StopIteration):
-        flags = set()
+    flags = set(_cpuinfo().get("flags", "").split())
     offered = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
     return f"{offered} CPU, kernels: {isa_path()}"  # the SIMD path the fast kernels dispatch to
 

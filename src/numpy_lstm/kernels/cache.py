@@ -12,6 +12,9 @@ from typing import Protocol
 
 import numpy as np
 
+from ..core.cell import LSTMWeights
+from ..core.options import SequenceOptions
+
 
 class Cache(Protocol):
     """One layer-direction's forward pass, in *processing* order (reversed if `reverse`)."""
@@ -35,3 +38,11 @@ class Cache(Protocol):
     def reverse(self) -> bool:
         """Whether the steps ran from the last to the first."""
         ...
+
+
+# One sequence call as the kernels take it, and what they return: the arguments and results of
+# numpy_lstm.core.sequence.lstm_forward (x, h0, c0, w, options → out, h_n, c_n, cache) and
+# lstm_backward (d_out, dh_n, dc_n, cache).
+ForwardCall = tuple[np.ndarray, np.ndarray, np.ndarray, LSTMWeights, SequenceOptions]
+ForwardResult = tuple[np.ndarray, np.ndarray, np.ndarray, Cache]
+BackwardCall = tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None, Cache]

@@ -18,7 +18,7 @@ import numpy as np
 from ..core.cell import LSTMWeights
 from ..core.options import SequenceOptions
 from ..core.sequence import SequenceGrads
-from .cache import Cache
+from .cache import BackwardCall, Cache, ForwardCall, ForwardResult
 
 
 class FastKernels(Protocol):
@@ -33,7 +33,7 @@ class FastKernels(Protocol):
         c0: np.ndarray,
         w: LSTMWeights,
         options: SequenceOptions,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Cache]: ...
+    ) -> ForwardResult: ...
 
     def backward(
         self,
@@ -42,6 +42,10 @@ class FastKernels(Protocol):
         dc_n: np.ndarray | None,
         cache: Cache,
     ) -> SequenceGrads: ...
+
+    def forward_side_by_side(self, calls: list[ForwardCall]) -> list[ForwardResult]: ...
+
+    def backward_side_by_side(self, calls: list[BackwardCall]) -> list[SequenceGrads]: ...
 
 
 _module: FastKernels | None = None

@@ -4,6 +4,8 @@ Same arguments and results as :func:`numpy_lstm.core.sequence.lstm_forward` / `l
 the options it supports (see :func:`supports`). It prepares the weights and buffers, splits the
 batch over threads (rows never interact, so each thread runs the whole sequence on its rows
 without synchronising), and forms the weight gradients, which sum over time, with one large product.
+Independent calls — the two directions of a layer — can run side by side, each on its share of
+the threads (:func:`forward_side_by_side`, :func:`backward_side_by_side`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 import numpy as np
 
@@ -24,13 +26,16 @@ from ..core.options import SequenceOptions
 from ..core.sequence import SequenceGrads
 from . import numba_kernels as nk
 from . import simd
-from .cache import Cache
+from .cache import BackwardCall, Cache, ForwardCall, ForwardResult
 from .threads import blas_threads, get_num_threads, run_parallel
 from .versions import weights_version
 
 # A thread costs ~0.1 ms per call (measured: 2 threads lose at T=20, B=8, H=64 — 5M
 # multiply-adds — and win 1.2× at T=100): it gets at least this many multiply-adds.
 MIN_WORK_PER_THREAD = 1 << 22
+# A one-row forward of at least this many steps forms its input products before the loop
+# (when its input is wide enough: see _start_forward).
+HOIST_MIN_STEPS = 8
 MIN_ROWS_PER_THREAD = 4  # the matmul's register block: split on multiples of 4 rows
 SPARE_BYTES = 256 << 20  # at most this much memory is kept for reuse (see Spares)
 ALIGN = 64  # bytes: a cache line, and an AVX-512 vector
@@ -89,12 +94,13 @@ class Spares:
 spares = Spares(SPARE_BYTES)
 
 
-def row_chunks(B: int, work_per_row: int) -> list[tuple[int, int]]:
-    """The batch rows [0, B) split into one range per thread, on multiples of 4 rows; a single
-    range when one thread is faster. work_per_row: multiply-adds per row for the sequence."""
+def row_chunks(B: int, work_per_row: int, threads: int | None = None) -> list[tuple[int, int]]:
+    """The batch rows [0, B) split into one range per thread (of `threads`, default all the
+    kernels'), on multiples of 4 rows; a single range when one thread is faster. work_per_row:
+    multiply-adds per row for the sequence."""
     n = min(B // MIN_ROWS_PER_THREAD, B * work_per_row // MIN_WORK_PER_THREAD)
     if n > 1:  # asked only then: the setting costs a system call, a lot beside a streaming call
-        n = min(n, get_num_threads())
+        n = min(n, get_num_threads() if threads is None else threads)
     if n <= 1:
         return [(0, B)]
     blocks = -(-B // 4)  # split whole 4-row blocks as evenly as possible
@@ -195,23 +201,35 @@ def _summed_bias(w: LSTMWeights, dtype: np.dtype) -> np.ndarray:
     return summed if isinstance(summed, np.ndarray) else np.zeros(w.weight_hh.shape[0], dtype)
 
 
-def _packed(w: LSTMWeights, dtype: np.dtype, transposed: bool = False) -> simd.Packed:
-    """[W_hh, W_ih] and the bias packed for this CPU's SIMD micro-kernel (float32) — or, if
-    `transposed`, [W_hh, W_ih]ᵀ with a zero bias, for the backward's [dh, dx] = dz·[W_hh, W_ih]
-    — else :data:`simd.UNPACKED` (float64, or the generic path). Packed once per weights
-    version (see :func:`_reused`)."""
-    isa = simd.isa_path()  # checked for every dtype: a bad $NUMPY_LSTM_ISA is always refused
-    if dtype != np.float32 or isa == "generic":
+PackedPart = Literal["forward", "backward", "recurrent", "input"]
+
+
+def _packed(w: LSTMWeights, dtype: np.dtype, part: PackedPart = "forward") -> simd.Packed:
+    """Weights packed for this CPU's SIMD micro-kernel (float32), else :data:`simd.UNPACKED`
+    (float64, or the generic path); packed once per weights version (see :func:`_reused`).
+    `part`: [W_hh, W_ih] and the bias (forward); [W_hh, W_ih]ᵀ with a zero bias, for the
+    backward's [dh, dx] = dz·[W_hh, W_ih]; W_hh alone with a zero bias (recurrent) and W_ih
+    with the bias (input), for a forward whose input products are hoisted out of the loop."""
+    isa = _simd_path(dtype)
+    if isa is None:
         return simd.UNPACKED
-    return _reused(("packed", isa, transposed), w, lambda: _pack_now(w, dtype, isa, transposed))
+    return _reused(("packed", isa, part), w, lambda: _pack_now(w, dtype, isa, part))
 
 
-def _pack_now(w: LSTMWeights, dtype: np.dtype, isa: str, transposed: bool) -> simd.Packed:
-    blocks = [w.weight_hh, w.weight_ih]
-    if transposed:
+def _simd_path(dtype: np.dtype) -> str | None:
+    """The SIMD kernels' path for this dtype (avx512, avx2), None where the generic runs."""
+    isa = simd.isa_path()  # checked for every dtype: a bad $NUMPY_LSTM_ISA is always refused
+    return None if dtype != np.float32 or isa == "generic" else isa
+
+
+def _pack_now(w: LSTMWeights, dtype: np.dtype, isa: str, part: PackedPart) -> simd.Packed:
+    both, bias = [w.weight_hh, w.weight_ih], _summed_bias(w, dtype)
+    if part == "backward":
         zeros = np.zeros(w.output_size + w.weight_ih.shape[1], dtype)
-        return simd.pack_for(isa, blocks, zeros, transposed=True)
-    return simd.pack_for(isa, blocks, _summed_bias(w, dtype))
+        return simd.pack_for(isa, both, zeros, transposed=True)
+    if part == "recurrent":
+        return simd.pack_for(isa, [w.weight_hh], np.zeros_like(bias))
+    return simd.pack_for(isa, [w.weight_ih] if part == "input" else both, bias)
 
 
 def _aligned_copy(a: np.ndarray) -> np.ndarray:
@@ -239,6 +257,12 @@ class FastCache:
     chunks: list[tuple[int, int]]
 
     @property
+    def forward_work(self) -> int:
+        """The multiply-adds of the forward that made this cache."""
+        T, B = self.gates_t.shape[:2]
+        return _forward_work((T, B, self.hx.shape[2] - self.weights.output_size), self.weights)
+
+    @property
     def h(self) -> np.ndarray:
         """(T+1, B, H_out): h[0] = h0, h[s+1] = the state after the s-th step processed."""
         h = self.hx[..., : self.weights.output_size]
@@ -255,14 +279,79 @@ class FastCache:
         return (self.gates_t[::-1] if self.reverse else self.gates_t).copy()
 
 
+@dataclass(frozen=True)
+class _Work:
+    """One call's compiled work, ready to run: work(r0, r1) for every range in chunks."""
+
+    work: Callable[[int, int], None]
+    chunks: list[tuple[int, int]]
+
+
+def _run_side_by_side(works: list[_Work]) -> None:
+    """Every range of every work at the same time, one per thread of the pool."""
+    jobs = [(work.work, r0, r1) for work in works for r0, r1 in work.chunks]
+
+    def job(i: int, _: int) -> None:
+        run, r0, r1 = jobs[i]
+        run(r0, r1)
+
+    run_parallel(job, [(i, i + 1) for i in range(len(jobs))])
+
+
+def _thread_shares(works_to_do: list[int]) -> list[int] | None:
+    """The kernels' threads shared out over independent calls of these multiply-adds (as evenly
+    as possible), or None when they should run one after the other: fewer threads than calls,
+    or a call too small to be worth a thread of its own."""
+    n = get_num_threads() if min(works_to_do) >= MIN_WORK_PER_THREAD else 0
+    if len(works_to_do) < 2 or n < len(works_to_do):
+        return None
+    return [n // len(works_to_do) + (k < n % len(works_to_do)) for k in range(len(works_to_do))]
+
+
 def forward(
     x: np.ndarray,
     h0: np.ndarray,
     c0: np.ndarray,
     w: LSTMWeights,
     options: SequenceOptions,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, FastCache]:
+) -> ForwardResult:
     """:func:`numpy_lstm.core.sequence.lstm_forward` for the options of :func:`supports`."""
+    work, finish = _start_forward(x, h0, c0, w, options, threads=None)
+    run_parallel(work.work, work.chunks)
+    return finish()
+
+
+def forward_side_by_side(calls: list[ForwardCall]) -> list[ForwardResult]:
+    """[forward(*call) for call in calls] for calls that do not depend on each other (the two
+    directions of a layer): their sequences run at the same time, each on its share of the
+    threads. Two directions of B rows on two cores: each core runs one direction's B rows
+    rather than B/2 rows of each in turn, so a panel of weights in cache serves twice as many
+    rows (measured on a Zen 4, 2-layer bidirectional, forward and forward + backward: 2–4%
+    faster at B = 32, 8–14% at B = 8)."""
+    shares = _thread_shares([_forward_work(x.shape, w) for x, _, _, w, _ in calls])
+    if shares is None:
+        return [forward(*call) for call in calls]
+    started = [_start_forward(*call, threads=n) for call, n in zip(calls, shares, strict=True)]
+    _run_side_by_side([work for work, _ in started])
+    return [finish() for _, finish in started]
+
+
+def _forward_work(shape: tuple[int, ...], w: LSTMWeights) -> int:
+    """The multiply-adds of a forward over an input of this shape (T, B, I)."""
+    T, B, I = shape
+    return T * B * 4 * w.hidden_size * (I + w.output_size)
+
+
+def _start_forward(
+    x: np.ndarray,
+    h0: np.ndarray,
+    c0: np.ndarray,
+    w: LSTMWeights,
+    options: SequenceOptions,
+    threads: int | None,
+) -> tuple[_Work, Callable[[], ForwardResult]]:
+    """A forward's buffers and prepared weights, its rows split for `threads` (None: all); its
+    work to run, and what returns its results once the work is done."""
     mask, reverse, carry_output = options.mask, options.reverse, options.carry_output
     dtype = x.dtype
     T, B, I = x.shape
@@ -282,8 +371,23 @@ def forward(
     tanh_c = spares.take((T, B, H), dtype)
     shown = spares.take((T, B, H) if w.weight_hr is not None else (0, 0, 0), dtype)
     out = np.empty((T, B, H_out), dtype)  # the caller's: never recycled
-    chunks = row_chunks(B, T * 4 * H * (I + H_out))
-    packed = _packed(w, dtype)
+    chunks = row_chunks(B, _forward_work(x.shape, w) // B, threads)
+    # One row: a step's product is bound by reading the weights from L2 (or L3), not by its
+    # multiply-adds (two rows already are, on a Zen 4), so the input's part x_t·W_ihᵀ + b of
+    # every step is one product of T rows before the loop, and a step reads W_hh only. That
+    # pays when the input is at least half as wide as the state, as in a stack's upper layers
+    # (measured at B = 1, T = 100, one thread, per step: I, H = 64, 128: −8%; 128, 128: −17%;
+    # 256, 256: −26%; 256, 512: −19%), not for a narrow input, where the extra pass over z
+    # costs more than the bytes saved (32, 128: +5%; 1, 64: +16%), nor at B ≥ 2, where it only
+    # moves multiply-adds, nor for a few steps.
+    hoisted = B == 1 and T >= HOIST_MIN_STEPS and H_out <= 2 * I and _simd_path(dtype) is not None
+    packed = _packed(w, dtype, "recurrent" if hoisted else "forward")
+    if hoisted:
+        x_rows = np.ascontiguousarray(inputs[..., H_out:]).reshape(T * B, I)  # masked: zeros
+        input_part = cast(simd.PackedAvx512 | simd.PackedAvx2, _packed(w, dtype, "input"))
+        scratch = np.empty(simd.SCRATCH_SHAPE, dtype)
+        simd.product(input_part, x_rows, gates.reshape(T * B, 4 * H), 0, T * B, scratch)
+    h_part = empty((B, 4 * H) if hoisted else (0, 0), dtype)  # hoisted: h·W_hhᵀ of a step
     unpacked = isinstance(packed, simd.Unpacked)
     # Odd rows of the generic kernel (here also the projection's) read the transposes.
     prepared = _prepare(w, dtype, transposed=B % 4 != 0, cat=unpacked)
@@ -291,15 +395,19 @@ def forward(
     arrays = (hx, c, gates, tanh_c, shown, out)
 
     def rows(r0: int, r1: int) -> None:
-        nk.forward_rows(prepared, packed, mask, carry_output, reverse, *arrays, r0, r1, half)
+        nk.forward_rows(
+            prepared, packed, mask, carry_output, reverse, *arrays, r0, r1, half, hoisted, h_part
+        )
 
-    run_parallel(rows, chunks)
-    last = 1 if reverse else T
-    cache = FastCache(hx, c, gates, tanh_c, shown, mask, w, reverse, carry_output, chunks)
-    kept = (hx, c, gates, tanh_c, shown)
-    if max(a.nbytes for a in kept) >= SMALL_BYTES:  # else none is worth keeping (Spares.take)
-        weakref.finalize(cache, spares.give, *kept)
-    return out, hx[last, :, :H_out].copy(), c[last].copy(), cache
+    def finish() -> ForwardResult:
+        last = 1 if reverse else T
+        cache = FastCache(hx, c, gates, tanh_c, shown, mask, w, reverse, carry_output, chunks)
+        kept = (hx, c, gates, tanh_c, shown)
+        if max(a.nbytes for a in kept) >= SMALL_BYTES:  # else none is worth keeping (Spares)
+            weakref.finalize(cache, spares.give, *kept)
+        return out, hx[last, :, :H_out].copy(), c[last].copy(), cache
+
+    return _Work(rows, chunks), finish
 
 
 def backward(
@@ -309,6 +417,40 @@ def backward(
     cache: Cache,
 ) -> SequenceGrads:
     """:func:`numpy_lstm.core.sequence.lstm_backward` for a :class:`FastCache`."""
+    through_time, weight_grads, finish = _start_backward(d_out, dh_n, dc_n, cache)
+    run_parallel(through_time.work, through_time.chunks)
+    with blas_threads(1 if len(weight_grads.chunks) > 1 else None):  # BLAS's would fight ours
+        run_parallel(weight_grads.work, weight_grads.chunks)
+    return finish()
+
+
+def backward_side_by_side(calls: list[BackwardCall]) -> list[SequenceGrads]:
+    """[backward(*call) for call in calls] for calls that do not depend on each other: at the
+    same time, each on the threads its forward had (see :func:`forward_side_by_side`), when
+    those add up to no more than the kernels' threads."""
+    caches = [cache for *_, cache in calls if isinstance(cache, FastCache)]
+    if (
+        len(caches) < len(calls)
+        or _thread_shares([cache.forward_work for cache in caches]) is None
+        or sum(len(cache.chunks) for cache in caches) > get_num_threads()
+    ):
+        return [backward(*call) for call in calls]
+    started = [_start_backward(*call) for call in calls]
+    _run_side_by_side([through_time for through_time, _, _ in started])
+    with blas_threads(1):
+        _run_side_by_side([weight_grads for _, weight_grads, _ in started])
+    return [finish() for _, _, finish in started]
+
+
+def _start_backward(
+    d_out: np.ndarray | None,
+    dh_n: np.ndarray | None,
+    dc_n: np.ndarray | None,
+    cache: Cache,
+) -> tuple[_Work, _Work, Callable[[], SequenceGrads]]:
+    """A backward's buffers: its work through time (rows split as its forward's were), then
+    its weight gradients' (the rows of dW split as many ways), and what returns the gradients
+    once both are done."""
     if not isinstance(cache, FastCache):
         raise TypeError(f"cache: expected the fast path's FastCache, got {type(cache).__name__}")
     w, hx = cache.weights, cache.hx
@@ -325,7 +467,7 @@ def backward(
     d_proj = spares.take((T, B, P) if P else (0, 0, 0), dtype)
     d_shown = spares.take((B, H) if P else (0, 0), dtype)
     d_hx = spares.take((B, H_out + I), dtype)
-    packed_t = _packed(w, dtype, transposed=True)
+    packed_t = _packed(w, dtype, "backward")
     unpacked = isinstance(packed_t, simd.Unpacked)
     # 4-row blocks of the generic kernel (here also the projection's) read the transposes.
     prepared = _prepare(w, dtype, transposed=B >= 4, cat=unpacked)
@@ -337,7 +479,6 @@ def backward(
     def rows(r0: int, r1: int) -> None:
         nk.backward_rows(d_out, prepared, packed_t, *flags, *saved, *grads, r0, r1, half)
 
-    run_parallel(rows, cache.chunks)
     # The weight gradients sum over time: one large product over all T·B rows, its rows split
     # over our threads like the batch was.
     dz_flat = dz.reshape(T * B, 4 * H)
@@ -352,16 +493,18 @@ def backward(
             shown = cache.shown.reshape(T * B, H)
             np.matmul(d_proj.reshape(T * B, P)[:, rows].T, shown, out=d_hr[rows])
 
+    def finish() -> SequenceGrads:
+        db = dz_flat.sum(axis=0) if w.bias_ih is not None else None
+        dweights = LSTMWeights(
+            weight_ih=np.ascontiguousarray(dw[:, H_out:]),
+            weight_hh=np.ascontiguousarray(dw[:, :H_out]),
+            bias_ih=db,
+            bias_hh=None if db is None else db.copy(),
+            weight_hr=d_hr,
+        )
+        spares.give(dz, d_proj, d_shown, d_hx)
+        return SequenceGrads(dx, dh, dc, dweights)
+
     n = len(cache.chunks)
-    with blas_threads(1 if n > 1 else None):  # BLAS's own threads would fight ours
-        run_parallel(weight_grads, list(pairwise(k * 4 * H // n for k in range(n + 1))))
-    db = dz_flat.sum(axis=0) if w.bias_ih is not None else None
-    dweights = LSTMWeights(
-        weight_ih=np.ascontiguousarray(dw[:, H_out:]),
-        weight_hh=np.ascontiguousarray(dw[:, :H_out]),
-        bias_ih=db,
-        bias_hh=None if db is None else db.copy(),
-        weight_hr=d_hr,
-    )
-    spares.give(dz, d_proj, d_shown, d_hx)
-    return SequenceGrads(dx, dh, dc, dweights)
+    dw_rows = list(pairwise(k * 4 * H // n for k in range(n + 1)))
+    return _Work(rows, cache.chunks), _Work(weight_grads, dw_rows), finish

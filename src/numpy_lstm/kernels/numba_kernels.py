@@ -7,6 +7,7 @@ never interact, so the threads need no synchronisation for the whole sequence (`
 Per step, the input and the recurrent products are one product with the weights side by side,
 z = [h, x]·[W_hh, W_ih]ᵀ + b: no BLAS call (whose own threads would compete with ours), K = H + I
 (longer dot products run faster), and the backward gets [dh, dx] = dz·[W_hh, W_ih] the same way.
+A one-row forward is the exception: it forms x·W_ihᵀ + b of all steps first (`hoisted`).
 
 Time-major arrays, indexed by *time* t, also for the reverse direction (which only walks t
 backwards):
@@ -207,6 +208,8 @@ def forward_rows(
     r0: int,
     r1: int,
     half: float,
+    hoisted: bool,
+    h_part: np.ndarray,
 ) -> None:
     """Run the whole sequence for rows [r0, r1). On entry hx holds h0 and every x_t, c holds c0;
     writes the states into hx and c, and gates, tanh_c, shown and out (T, B, H_out), the layer's
@@ -214,6 +217,8 @@ def forward_rows(
 
     `packed`: [W_hh, W_ih] and the bias packed for a SIMD micro-kernel (float32 only; its
     type picks the kernel at compile time), or :data:`simd.UNPACKED` for :func:`matmul` on w.w.
+    `hoisted`: gates already holds every step's x_t·W_ihᵀ + b, and `packed` is W_hh alone
+    (with a zero bias), whose product h·W_hhᵀ each step forms in h_part (B, 4H) and adds.
     """
     T, H, H_out = gates.shape[0], c.shape[2], out.shape[2]
     has_mask, project = mask.shape[0] > 0, w.w_hr.shape[0] > 0
@@ -222,7 +227,11 @@ def forward_rows(
         t = T - 1 - s if reverse else s
         before = t + 2 if reverse else t
         z = gates[t]
-        if not simd.packed_product(packed, hx[before], z, r0, r1, scratch):
+        if hoisted:
+            simd.packed_product(packed, hx[before], h_part, r0, r1, scratch)
+            for b in range(r0, r1):
+                z[b] += h_part[b]
+        elif not simd.packed_product(packed, hx[before], z, r0, r1, scratch):
             for b in range(r0, r1):
                 z[b] = w.bias
             matmul(hx[before], w.w, w.w_t, z, r0, r1)

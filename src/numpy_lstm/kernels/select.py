@@ -26,7 +26,7 @@ from ..core.cell import LSTMWeights
 from ..core.options import SequenceOptions
 from ..core.sequence import SequenceCache, SequenceGrads, lstm_backward, lstm_forward
 from . import fast
-from .cache import Cache
+from .cache import BackwardCall, Cache, ForwardCall, ForwardResult
 
 _enabled = os.environ.get("NUMPY_LSTM_FAST", "1").strip().lower() not in ("0", "false", "no")
 counts: Counter[str] = Counter()  # forward calls per path: "fast", "reference"
@@ -62,7 +62,7 @@ def sequence_forward(
     c0: np.ndarray,
     w: LSTMWeights,
     options: SequenceOptions | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, Cache]:
+) -> ForwardResult:
     """Forward over a sequence with the best available kernel (see lstm_forward for the args)."""
     options = SequenceOptions() if options is None else options
     if _enabled and (kernels := fast.load()) is not None and kernels.supports(x, w, options):
@@ -70,6 +70,28 @@ def sequence_forward(
         return kernels.forward(x, h0, c0, w, options)
     counts["reference"] += 1
     return lstm_forward(x, h0, c0, w, options)
+
+
+def sequence_forward_side_by_side(calls: list[ForwardCall]) -> list[ForwardResult]:
+    """[sequence_forward(*call) for call in calls], for calls that do not depend on each other
+    (the two directions of a layer): on the fast path they run at the same time, each on its
+    share of the kernels' threads."""
+    kernels = fast.load() if _enabled else None
+    if kernels is None or not all(kernels.supports(x, w, o) for x, _, _, w, o in calls):
+        return [sequence_forward(*call) for call in calls]
+    counts["fast"] += len(calls)
+    return kernels.forward_side_by_side(calls)
+
+
+def sequence_backward_side_by_side(
+    calls: list[BackwardCall], record: bool = False
+) -> list[SequenceGrads]:
+    """[sequence_backward(*call, record) for call in calls], for calls that do not depend on
+    each other: the fast path's run at the same time when their forwards did."""
+    kernels = fast.load()
+    if record or kernels is None or any(isinstance(c[-1], SequenceCache) for c in calls):
+        return [sequence_backward(*call, record=record) for call in calls]
+    return kernels.backward_side_by_side(calls)
 
 
 def sequence_backward(

@@ -19,7 +19,7 @@ from ..core.sequence import SequenceGrads
 from ..core.validation import as_float_array, check_finite, checked_input, resolve_rng, valid_steps
 from ..core.variants import CellVariant
 from ..kernels.cache import Cache
-from ..kernels.select import sequence_backward, sequence_forward
+from ..kernels.select import sequence_backward_side_by_side, sequence_forward_side_by_side
 from .init import Initializer, check_scheme
 from .layers import (
     GradStateLike,
@@ -268,12 +268,11 @@ class LSTM(RecurrentBase):
         h_n, c_n = [], []
         layer_input = x_tm
         for k in range(self.num_layers):
-            outputs = []
-            for d in range(self.num_directions):
-                index = k * self.num_directions + d
+            calls = []
+            for index in range(k * self.num_directions, (k + 1) * self.num_directions):
                 options = SequenceOptions(
                     mask=valid_tm,
-                    reverse=d == 1,
+                    reverse=index % self.num_directions == 1,
                     carry_output=self.mask_output == "carry",
                     variant=self.variant,
                     recurrent_keep=self._recurrent_mask((B, self.output_size)),
@@ -281,9 +280,10 @@ class LSTM(RecurrentBase):
                     record=record,
                 )
                 weights = self._weights(self._names[index])
-                out, h, c, cache = sequence_forward(
-                    layer_input, h0[index], c0[index], weights, options
-                )
+                calls.append((layer_input, h0[index], c0[index], weights, options))
+            outputs = []
+            # The directions do not depend on each other: side by side, on the fast path.
+            for out, h, c, cache in sequence_forward_side_by_side(calls):
                 outputs.append(out)
                 caches.append(cache)
                 h_n.append(h)
@@ -356,20 +356,22 @@ class LSTM(RecurrentBase):
         for k in reversed(range(self.num_layers)):
             if call.dropout_masks[k] is not None and d_layer_output is not None:
                 d_layer_output = d_layer_output * call.dropout_masks[k]
-            d_inputs = []  # per direction: the gradient w.r.t. this layer's input
-            for d in range(D):
-                index = k * D + d
-                grads[index] = g = sequence_backward(
+            calls = [
+                (
                     None
                     if d_layer_output is None
                     else d_layer_output[..., d * H_out : (d + 1) * H_out],
-                    None if dh_n is None else dh_n[index],
-                    None if dc_n is None else dc_n[index],
-                    call.caches[index],
-                    record=record,
+                    None if dh_n is None else dh_n[k * D + d],
+                    None if dc_n is None else dc_n[k * D + d],
+                    call.caches[k * D + d],
                 )
-                d_inputs.append(g.dx)
-            d_layer_output = d_inputs[0] if D == 1 else d_inputs[0] + d_inputs[1]
+                for d in range(D)
+            ]
+            layer_grads = sequence_backward_side_by_side(calls, record=record)
+            for d, g in enumerate(layer_grads):
+                grads[k * D + d] = g
+            # the gradient w.r.t. this layer's input: the sum over its directions
+            d_layer_output = layer_grads[0].dx if D == 1 else layer_grads[0].dx + layer_grads[1].dx
         assert d_layer_output is not None  # the first layer's loop set it
         dx = layout.from_time_major(d_layer_output)
         in_order = [grads[index] for index in range(len(call.caches))]
