@@ -48,6 +48,21 @@ def test_bench_quick_run_writes_json_and_markdown(tmp_path: Path, capsys) -> Non
     assert table.strip() in capsys.readouterr().out
 
 
+@pytest.mark.skipif(not Path("/proc/cpuinfo").exists(), reason="needs Linux's /proc/cpuinfo")
+def test_the_cpu_is_named_with_its_family_and_model() -> None:
+    # Independent reading of the first processor's fields: "AMD EPYC" alone names no generation.
+    first = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
+    fields = dict(
+        (key.strip(), value.strip())
+        for key, _, value in (line.partition(":") for line in first.splitlines())
+    )
+    if "cpu family" not in fields or "model" not in fields:
+        pytest.skip("this CPU reports no family and model")
+    cpu = bench.machine()["cpu"]
+    assert cpu.startswith(fields.get("model name", ""))
+    assert f"(family {fields['cpu family']}, model {fields['model']})" in cpu
+
+
 def test_gemm_shapes_count_every_product() -> None:
     case = bench.Case("x", T=10, B=2, I=3, H=4, layers=2, bidirectional=True)
     forward, training = bench.gemm_shapes(case)
