@@ -302,8 +302,10 @@ def _thread_shares(works_to_do: list[int]) -> list[int] | None:
     """The kernels' threads shared out over independent calls of these multiply-adds (as evenly
     as possible), or None when they should run one after the other: fewer threads than calls,
     or a call too small to be worth a thread of its own."""
-    n = get_num_threads() if min(works_to_do) >= MIN_WORK_PER_THREAD else 0
-    if len(works_to_do) < 2 or n < len(works_to_do):
+    if len(works_to_do) < 2 or min(works_to_do) < MIN_WORK_PER_THREAD:
+        return None
+    n = get_num_threads()
+    if n < len(works_to_do):
         return None
     return [n // len(works_to_do) + (k < n % len(works_to_do)) for k in range(len(works_to_do))]
 
@@ -385,8 +387,6 @@ def _start_forward(
     if hoisted:
         x_rows = np.ascontiguousarray(inputs[..., H_out:]).reshape(T * B, I)  # masked: zeros
         input_part = cast(simd.PackedAvx512 | simd.PackedAvx2, _packed(w, dtype, "input"))
-        scratch = np.empty(simd.SCRATCH_SHAPE, dtype)
-        simd.product(input_part, x_rows, gates.reshape(T * B, 4 * H), 0, T * B, scratch)
     h_part = empty((B, 4 * H) if hoisted else (0, 0), dtype)  # hoisted: h·W_hhᵀ of a step
     unpacked = isinstance(packed, simd.Unpacked)
     # Odd rows of the generic kernel (here also the projection's) read the transposes.
@@ -395,6 +395,10 @@ def _start_forward(
     arrays = (hx, c, gates, tanh_c, shown, out)
 
     def rows(r0: int, r1: int) -> None:
+        if hoisted:  # one row, so one range: this call forms every step's x_t·W_ihᵀ + b, on
+            # the thread that runs the sequence (two directions side by side: in parallel)
+            scratch = np.empty(simd.SCRATCH_SHAPE, dtype)
+            simd.product(input_part, x_rows, gates.reshape(T * B, 4 * H), 0, T * B, scratch)
         nk.forward_rows(
             prepared, packed, mask, carry_output, reverse, *arrays, r0, r1, half, hoisted, h_part
         )
