@@ -24,7 +24,7 @@ from numpy_lstm.core.options import SequenceOptions
 from numpy_lstm.core.sequence import lstm_backward, lstm_forward
 
 pytest.importorskip("numba", reason="the fast path needs numba (the `fast` extra)")
-from numpy_lstm.kernels import numba_driver, simd
+from numpy_lstm.kernels import numba_driver, prepared, simd
 
 FP32 = TOLERANCE[np.float32]
 PATHS = ["avx512", "avx2", "generic"]
@@ -123,9 +123,7 @@ def test_fast_forward_on_each_path_equals_the_reference(
     # Private on purpose: which packed weights the forward used is nowhere public, and without
     # this look a one-row forward that quietly skipped hoisting would pass.
     ids = tuple(map(id, w))
-    parts = {
-        key[2] for key in numba_driver._prepared if key[0] == "packed" and key[-len(ids) :] == ids
-    }
+    parts = {key[2] for key in prepared._entries if key[0] == "packed" and key[-len(ids) :] == ids}
     assert parts == (
         set() if isa == "generic" else {"recurrent", "input"} if B == 1 else {"forward"}
     )

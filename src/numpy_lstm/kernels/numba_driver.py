@@ -13,11 +13,10 @@ from __future__ import annotations
 import math
 import threading
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any, Literal, TypeVar, cast
+from typing import Literal, cast
 
 import numpy as np
 
@@ -27,8 +26,8 @@ from ..core.sequence import SequenceGrads
 from . import numba_kernels as nk
 from . import simd
 from .cache import BackwardCall, Cache, ForwardCall, ForwardResult
+from .prepared import reused
 from .threads import blas_threads, get_num_threads, run_parallel
-from .versions import weights_version
 
 # A thread costs ~0.1 ms per call (measured: 2 threads lose at T=20, B=8, H=64 — 5M
 # multiply-adds — and win 1.2× at T=100): it gets at least this many multiply-adds.
@@ -123,58 +122,9 @@ def supports(x: np.ndarray, w: LSTMWeights, options: SequenceOptions) -> bool:
     )
 
 
-# Prepared weights — packed panels, [W_hh, W_ih] side by side, transposes — are reused across
-# calls while the weights' version (kernels.versions) and the source arrays are unchanged: a
-# streaming call (B = 1, one step) would otherwise spend most of its time preparing them. At
-# most this many are kept (a 2-layer bidirectional model uses 16), the least recently used
-# dropped first.
-PREPARED_ENTRIES = 32
-_prepared: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], Any]] = OrderedDict()
-_prepared_lock = threading.Lock()
-_died: list[tuple[Any, ...]] = []  # keys whose source array was freed: dropped at the next use
-Prepared = TypeVar("Prepared")
-
-
-def _reused(how: tuple[Any, ...], w: LSTMWeights, make: Callable[[], Prepared]) -> Prepared:
-    """make(), or what it returned for the same `how` and weights while nothing changed them.
-
-    The key holds the sources' ids; an id names the same array only while that array lives, so
-    each source is held by a weak reference whose callback retires the key when the array is
-    freed (a cached copy never keeps a model alive). An entry found is therefore always valid,
-    with no per-call check of the sources — a streaming call looks up two of them."""
-    key = (*how, weights_version(), *map(id, w))  # the version is read before make()
-    with _prepared_lock:
-        _drop_died()
-        entry = _prepared.get(key)
-        if entry is not None:
-            _prepared.move_to_end(key)
-            return cast(Prepared, entry[1])
-    value = make()
-    # The callback may run on any thread, even inside the locked block (a collection): it only
-    # appends to a list, which needs no lock.
-    refs = tuple(weakref.ref(a, _retirer(key)) for a in w if a is not None)
-    with _prepared_lock:
-        _drop_died()
-        _prepared[key] = (refs, value)
-        while len(_prepared) > PREPARED_ENTRIES:
-            _prepared.popitem(last=False)
-    return value
-
-
-def _retirer(key: tuple[Any, ...]) -> Callable[[weakref.ReferenceType[Any]], None]:
-    """The weak-reference callback that retires `key` when its source array is freed."""
-    return lambda _: _died.append(key)
-
-
-def _drop_died() -> None:
-    """Forget the entries of freed source arrays (call with the lock held)."""
-    while _died:
-        _prepared.pop(_died.pop(), None)
-
-
 def _prepare(w: LSTMWeights, dtype: np.dtype, transposed: bool, cat: bool = True) -> nk.Weights:
     """:func:`_prepare_now`, reused while the weights are unchanged."""
-    return _reused(
+    return reused(
         ("prepare", dtype.str, transposed, cat), w, lambda: _prepare_now(w, dtype, transposed, cat)
     )
 
@@ -206,20 +156,15 @@ PackedPart = Literal["forward", "backward", "recurrent", "input"]
 
 def _packed(w: LSTMWeights, dtype: np.dtype, part: PackedPart = "forward") -> simd.Packed:
     """Weights packed for this CPU's SIMD micro-kernel (float32), else :data:`simd.UNPACKED`
-    (float64, or the generic path); packed once per weights version (see :func:`_reused`).
+    (float64, or the generic path); packed once per weights version (see
+    :func:`numpy_lstm.kernels.prepared.reused`).
     `part`: [W_hh, W_ih] and the bias (forward); [W_hh, W_ih]ᵀ with a zero bias, for the
     backward's [dh, dx] = dz·[W_hh, W_ih]; W_hh alone with a zero bias (recurrent) and W_ih
     with the bias (input), for a forward whose input products are hoisted out of the loop."""
-    isa = _simd_path(dtype)
+    isa = simd.path_for(dtype)
     if isa is None:
         return simd.UNPACKED
-    return _reused(("packed", isa, part), w, lambda: _pack_now(w, dtype, isa, part))
-
-
-def _simd_path(dtype: np.dtype) -> str | None:
-    """The SIMD kernels' path for this dtype (avx512, avx2), None where the generic runs."""
-    isa = simd.isa_path()  # checked for every dtype: a bad $NUMPY_LSTM_ISA is always refused
-    return None if dtype != np.float32 or isa == "generic" else isa
+    return reused(("packed", isa, part), w, lambda: _pack_now(w, dtype, isa, part))
 
 
 def _pack_now(w: LSTMWeights, dtype: np.dtype, isa: str, part: PackedPart) -> simd.Packed:
@@ -382,7 +327,9 @@ def _start_forward(
     # 256, 256: −26%; 256, 512: −19%), not for a narrow input, where the extra pass over z
     # costs more than the bytes saved (32, 128: +5%; 1, 64: +16%), nor at B ≥ 2, where it only
     # moves multiply-adds, nor for a few steps.
-    hoisted = B == 1 and T >= HOIST_MIN_STEPS and H_out <= 2 * I and _simd_path(dtype) is not None
+    hoisted = (
+        B == 1 and T >= HOIST_MIN_STEPS and H_out <= 2 * I and simd.path_for(dtype) is not None
+    )
     packed = _packed(w, dtype, "recurrent" if hoisted else "forward")
     if hoisted:
         x_rows = np.ascontiguousarray(inputs[..., H_out:]).reshape(T * B, I)  # masked: zeros

@@ -7,6 +7,9 @@ product ran no faster than one thread). So a product here holds BLAS to one thre
 it is large, splits its rows over the kernels' own pool, each thread calling single-threaded
 BLAS. The user's BLAS setting is restored when the call returns. With the fast path off
 (``use_fast(False)``), products are plain NumPy under the user's BLAS setting, as before.
+
+A Linear layer's own products — its forward and its input gradient — run on the SIMD kernel
+with the weights packed (:mod:`numpy_lstm.kernels.packed_linear`) where this CPU has one.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None) -> np.n
     if not fast_enabled() or plain or M * K * N <= BLAS_SINGLE_THREADED_MACS:
         return a @ b if bias is None else a @ b + bias
     out = np.empty((M, N), dtype)
-    threads = min(get_num_threads(), max(1, M * K * N // PARALLEL_MIN_MACS), M)
+    threads = _threads(M * K * N, M)
 
     def part(r0: int, r1: int) -> None:
         np.matmul(rows[r0:r1], b, out=out[r0:r1])
@@ -54,3 +57,39 @@ def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None) -> np.n
     with blas_threads(1):
         run_parallel(part, list(pairwise(k * M // threads for k in range(threads + 1))))
     return out.reshape(*a.shape[:-1], N)
+
+
+def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    """x (…, in) · weightᵀ (out, in) [+ bias (out,)] → (…, out): a Linear layer's forward.
+    weight and bias are parameters (every change bumps the weights' version), so where the SIMD
+    kernel runs them their packed copy is made once per version."""
+    return _packed(x, weight, bias, transposed=False)
+
+
+def linear_input_grad(dy: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """dy (…, out) · weight (out, in) → (…, in): the gradient a Linear layer passes back to its
+    input; weight a parameter, as for :func:`linear`."""
+    return _packed(dy, weight, None, transposed=True)
+
+
+def _packed(
+    a: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, transposed: bool
+) -> np.ndarray:
+    """a·weightᵀ + bias (a·weight if `transposed`) on the SIMD kernel where one runs this
+    (the fast path on, float32 throughout, a product worth splitting), else :func:`matmul`."""
+    K = a.shape[-1]
+    M, N = a.size // max(K, 1), weight.shape[1 if transposed else 0]
+    float32 = a.dtype == weight.dtype == np.float32 and (bias is None or bias.dtype == a.dtype)
+    if float32 and M * K * N > BLAS_SINGLE_THREADED_MACS and fast_enabled():
+        from . import packed_linear  # imports numba: only once the fast path is known to work
+
+        rows = np.ascontiguousarray(a.reshape(M, K))
+        out = packed_linear.product(rows, weight, bias, transposed, _threads(M * K * N, M))
+        if out is not None:
+            return out.reshape(*a.shape[:-1], N)
+    return matmul(a, weight if transposed else weight.T, bias)
+
+
+def _threads(macs: int, rows: int) -> int:
+    """The threads a product of this many multiply-adds over this many rows is split over."""
+    return min(get_num_threads(), max(1, macs // PARALLEL_MIN_MACS), rows)

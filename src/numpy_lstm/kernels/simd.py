@@ -113,6 +113,13 @@ def isa_path() -> str:
     return choose_isa(os.environ.get(ISA_ENV), cpu_features())
 
 
+def path_for(dtype: np.dtype) -> str | None:
+    """The SIMD kernels' path for this dtype ("avx512", "avx2"), or None where the generic kernel
+    runs (float64, or the generic path)."""
+    isa = isa_path()  # asked for every dtype: a bad $NUMPY_LSTM_ISA is always refused
+    return None if dtype != np.float32 or isa == "generic" else isa
+
+
 # -- packing ----------------------------------------------------------------------------------
 
 

@@ -4,10 +4,10 @@ they run on, and BLAS held to one thread beside them."""
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from functools import cache
 from typing import TYPE_CHECKING
 
 from ..core.validation import check_int
@@ -51,12 +51,21 @@ def blas_threads(n: int | None) -> Iterator[None]:
         yield
 
 
-@cache
-def _blas_controller() -> ThreadpoolController:
-    """One controller for the process: making one inspects every loaded library (~ms)."""
-    from threadpoolctl import ThreadpoolController  # imported when first needed
+_controller: ThreadpoolController | None = None
+_modules_when_made = 0
 
-    return ThreadpoolController()
+
+def _blas_controller() -> ThreadpoolController:
+    """One controller for the process (making one inspects every loaded library, ~ms), made
+    again only when modules were imported since: a new extension may have loaded a BLAS of its
+    own (SciPy's OpenBLAS beside NumPy's), which a controller made before would not hold."""
+    global _controller, _modules_when_made
+    if _controller is None or len(sys.modules) != _modules_when_made:
+        from threadpoolctl import ThreadpoolController  # imported when first needed
+
+        _controller = ThreadpoolController()
+        _modules_when_made = len(sys.modules)
+    return _controller
 
 
 _pool: ThreadPoolExecutor | None = None

@@ -24,7 +24,7 @@ from ..core.validation import (
     resolve_rng,
 )
 from ..core.variants import StepValues, step_backward, step_forward
-from ..kernels.products import matmul
+from ..kernels.products import linear, linear_input_grad, matmul
 from ..kernels.training import scatter_add_rows
 from .init import Initializer, initial_value
 from .module import Module
@@ -276,8 +276,9 @@ class Linear(Module):
 
     def forward(self, x: ArrayLike) -> np.ndarray:
         x = self._x = self.checked_input(x)
-        # the library's thread model, the bias added in the same pass: see kernels.products
-        return matmul(x, self._params["weight"].T, self._params.get("bias"))
+        # the library's thread model and kernels, the bias added in the same pass: see
+        # kernels.products
+        return linear(x, self._params["weight"], self._params.get("bias"))
 
     def backward(self, dy: ArrayLike) -> np.ndarray:
         if self._x is None:
@@ -289,7 +290,7 @@ class Linear(Module):
         if "bias" in self._params:
             grads["bias"] = dy_flat.sum(axis=0)
         self._accumulate(grads)
-        return matmul(dy, self._params["weight"])
+        return linear_input_grad(dy, self._params["weight"])
 
     def __repr__(self) -> str:
         bias = "" if "bias" in self._params else ", bias=False"

@@ -11,7 +11,7 @@ import numpy.typing as npt
 
 from ..core.cell import sigmoid
 from ..core.validation import FLOAT_DTYPES, as_float_array
-from ..kernels.products import matmul
+from ..kernels.products import linear, linear_input_grad, matmul
 from ..kernels.select import fast_enabled
 from ..kernels.training import softmax_cross_entropy
 from ..nn.layers import Linear
@@ -184,7 +184,7 @@ def linear_cross_entropy(
     grads["weight"] += matmul(logits.T, flat)
     if bias is not None and dbias is not None:
         grads["bias"] += dbias.astype(head.dtype)
-    return loss, matmul(logits, head.weight).reshape(x.shape)
+    return loss, linear_input_grad(logits, head.weight).reshape(x.shape)
 
 
 def linear_cross_entropy_loss(
@@ -218,7 +218,7 @@ def _head_logits(
     targets, counted = _checked_classes(
         "cross_entropy", (*x.shape[:-1], head.out_features), targets, ignore_index, mask
     )
-    logits = matmul(flat, head.weight.T)
+    logits = linear(flat, head.weight)
     return x, flat, logits, targets.reshape(-1), counted.reshape(-1)
 
 
