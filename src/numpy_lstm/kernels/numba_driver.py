@@ -5,7 +5,8 @@ the options it supports (see :func:`supports`). It prepares the weights and buff
 batch over threads (rows never interact, so each thread runs the whole sequence on its rows
 without synchronising), and forms the weight gradients, which sum over time, with one large product.
 Independent calls — the two directions of a layer — can run side by side, each on its share of
-the threads (:func:`forward_side_by_side`, :func:`backward_side_by_side`).
+the threads (:func:`forward_side_by_side`, :func:`backward_side_by_side`). A forward of one row
+with large weights splits its units over threads instead (:mod:`numpy_lstm.kernels.unit_split`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import math
 import threading
 import weakref
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Literal, cast
@@ -24,10 +26,10 @@ from ..core.cell import LSTMWeights
 from ..core.options import SequenceOptions
 from ..core.sequence import SequenceGrads
 from . import numba_kernels as nk
-from . import simd
+from . import simd, unit_split
 from .cache import BackwardCall, Cache, ForwardCall, ForwardResult
 from .prepared import reused
-from .threads import blas_threads, get_num_threads, run_parallel
+from .threads import blas_threads, cores, get_num_threads, run_parallel
 
 # A thread costs ~0.1 ms per call (measured: 2 threads lose at T=20, B=8, H=64 — 5M
 # multiply-adds — and win 1.2× at T=100): it gets at least this many multiply-adds.
@@ -36,6 +38,17 @@ MIN_WORK_PER_THREAD = 1 << 22
 # (when its input is wide enough: see _start_forward).
 HOIST_MIN_STEPS = 8
 MIN_ROWS_PER_THREAD = 4  # the matmul's register block: split on multiples of 4 rows
+# A one-row forward of at least MIN_UNIT_SPLIT_STEPS steps splits its units over threads
+# (kernels.unit_split) in groups of at least MIN_UNITS_PER_THREAD units and
+# MIN_UNIT_GROUP_STEP_WORK multiply-adds a step, i.e. 512 KB of float32 weights a thread: it
+# pays where the weights outgrow one core's L2 and fit in two. Measured on a Zen 4 (1 MB L2 a
+# core), two threads against one, T = 100: I, H = 256, 256: 1.3–1.5× faster; 64, 256: 1.2×;
+# 128, 512: 1.7×; but 32, 128 (82 K multiply-adds a step) and 128, 128 (131 K): 10–20% slower,
+# as is 256, 256 at T = 20 — a thread wakes in ~35 µs and the threads wait for each other
+# every step (~0.25 µs), more than a small step's product gains.
+MIN_UNIT_SPLIT_STEPS = 32
+MIN_UNITS_PER_THREAD = 32
+MIN_UNIT_GROUP_STEP_WORK = 1 << 17
 SPARE_BYTES = 256 << 20  # at most this much memory is kept for reuse (see Spares)
 ALIGN = 64  # bytes: a cache line, and an AVX-512 vector
 SMALL_BYTES = 4096  # arrays smaller than this are not aligned (see empty)
@@ -151,6 +164,12 @@ def _summed_bias(w: LSTMWeights, dtype: np.dtype) -> np.ndarray:
     return summed if isinstance(summed, np.ndarray) else np.zeros(w.weight_hh.shape[0], dtype)
 
 
+# A forward's flags (mask, carry_output, reverse) and arrays as the kernels take them: see
+# numba_kernels (rows: hx, c, gates, tanh_c, shown, out; units: the same without shown).
+Flags = tuple[np.ndarray, bool, bool]
+RowArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+UnitArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
 PackedPart = Literal["forward", "backward", "recurrent", "input"]
 
 
@@ -226,13 +245,20 @@ class FastCache:
 
 @dataclass(frozen=True)
 class _Work:
-    """One call's compiled work, ready to run: work(r0, r1) for every range in chunks."""
+    """One call's compiled work, ready to run: work(r0, r1) for every range in chunks, all at
+    the same time; `waits`: its ranges wait for each other (see :func:`_run`)."""
 
     work: Callable[[int, int], None]
     chunks: list[tuple[int, int]]
+    waits: bool = False
 
 
-def _run_side_by_side(works: list[_Work]) -> None:
+# Works whose threads wait for each other run one at a time in the process: two of them sharing
+# the pool could each hold some of its threads while waiting for the rest, for ever.
+_waiting_works = threading.Lock()
+
+
+def _run(works: list[_Work]) -> None:
     """Every range of every work at the same time, one per thread of the pool."""
     jobs = [(work.work, r0, r1) for work in works for r0, r1 in work.chunks]
 
@@ -240,7 +266,8 @@ def _run_side_by_side(works: list[_Work]) -> None:
         run, r0, r1 = jobs[i]
         run(r0, r1)
 
-    run_parallel(job, [(i, i + 1) for i in range(len(jobs))])
+    with _waiting_works if any(work.waits for work in works) else nullcontext():
+        run_parallel(job, [(i, i + 1) for i in range(len(jobs))])
 
 
 def _thread_shares(works_to_do: list[int]) -> list[int] | None:
@@ -264,7 +291,7 @@ def forward(
 ) -> ForwardResult:
     """:func:`numpy_lstm.core.sequence.lstm_forward` for the options of :func:`supports`."""
     work, finish = _start_forward(x, h0, c0, w, options, threads=None)
-    run_parallel(work.work, work.chunks)
+    _run([work])
     return finish()
 
 
@@ -279,7 +306,7 @@ def forward_side_by_side(calls: list[ForwardCall]) -> list[ForwardResult]:
     if shares is None:
         return [forward(*call) for call in calls]
     started = [_start_forward(*call, threads=n) for call, n in zip(calls, shares, strict=True)]
-    _run_side_by_side([work for work, _ in started])
+    _run([work for work, _ in started])
     return [finish() for _, finish in started]
 
 
@@ -319,6 +346,40 @@ def _start_forward(
     shown = spares.take((T, B, H) if w.weight_hr is not None else (0, 0, 0), dtype)
     out = np.empty((T, B, H_out), dtype)  # the caller's: never recycled
     chunks = row_chunks(B, _forward_work(x.shape, w) // B, threads)
+    half = cast(float, dtype.type(0.5))  # 0.5 in the dtype: see numba_kernels.forward_rows
+    flags: Flags = (mask, carry_output, reverse)
+    groups = _unit_groups(x.shape, w, threads)
+    if groups > 1:
+        inputs = np.ascontiguousarray((hx[2:] if reverse else hx[:T])[:, 0, H_out:])
+        work = _unit_work(w, groups, flags, (hx, c, gates, tanh_c, out), half, inputs)
+    else:
+        arrays = (hx, c, gates, tanh_c, shown, out)
+        work = _Work(_row_work(x.shape, w, flags, arrays, half), chunks)
+
+    def finish() -> ForwardResult:
+        last = 1 if reverse else T
+        cache = FastCache(hx, c, gates, tanh_c, shown, mask, w, reverse, carry_output, chunks)
+        kept = (hx, c, gates, tanh_c, shown)
+        if max(a.nbytes for a in kept) >= SMALL_BYTES:  # else none is worth keeping (Spares)
+            weakref.finalize(cache, spares.give, *kept)
+        return out, hx[last, :, :H_out].copy(), c[last].copy(), cache
+
+    return work, finish
+
+
+def _row_work(
+    shape: tuple[int, ...],
+    w: LSTMWeights,
+    flags: Flags,
+    arrays: RowArrays,
+    half: float,
+) -> Callable[[int, int], None]:
+    """A forward's work on its rows [r0, r1) (:func:`numba_kernels.forward_rows`), with the
+    weights prepared for it — and for one row of a wide input, its input products hoisted."""
+    T, B, I = shape
+    H, H_out = w.hidden_size, w.output_size
+    hx, gates = arrays[0], arrays[2]
+    dtype = hx.dtype
     # One row: a step's product is bound by reading the weights from L2 (or L3), not by its
     # multiply-adds (two rows already are, on a Zen 4), so the input's part x_t·W_ihᵀ + b of
     # every step is one product of T rows before the loop, and a step reads W_hh only. That
@@ -332,33 +393,89 @@ def _start_forward(
     )
     packed = _packed(w, dtype, "recurrent" if hoisted else "forward")
     if hoisted:
+        inputs = hx[2:] if flags[2] else hx[:T]  # reversed: x_t sits in row t + 2
         x_rows = np.ascontiguousarray(inputs[..., H_out:]).reshape(T * B, I)  # masked: zeros
         input_part = cast(simd.PackedAvx512 | simd.PackedAvx2, _packed(w, dtype, "input"))
     h_part = empty((B, 4 * H) if hoisted else (0, 0), dtype)  # hoisted: h·W_hhᵀ of a step
     unpacked = isinstance(packed, simd.Unpacked)
     # Odd rows of the generic kernel (here also the projection's) read the transposes.
     prepared = _prepare(w, dtype, transposed=B % 4 != 0, cat=unpacked)
-    half = dtype.type(0.5)
-    arrays = (hx, c, gates, tanh_c, shown, out)
 
     def rows(r0: int, r1: int) -> None:
         if hoisted:  # one row, so one range: this call forms every step's x_t·W_ihᵀ + b, on
             # the thread that runs the sequence (two directions side by side: in parallel)
             scratch = np.empty(simd.SCRATCH_SHAPE, dtype)
             simd.product(input_part, x_rows, gates.reshape(T * B, 4 * H), 0, T * B, scratch)
-        nk.forward_rows(
-            prepared, packed, mask, carry_output, reverse, *arrays, r0, r1, half, hoisted, h_part
+        nk.forward_rows(prepared, packed, *flags, *arrays, r0, r1, half, hoisted, h_part)
+
+    return rows
+
+
+def _unit_groups(shape: tuple[int, ...], w: LSTMWeights, threads: int | None) -> int:
+    """How many threads a forward's units are split over (kernels.unit_split): one row of
+    float32 on the SIMD path, no projection, at least MIN_UNIT_SPLIT_STEPS steps; as many as
+    there are groups of MIN_UNITS_PER_THREAD units and MIN_UNIT_GROUP_STEP_WORK multiply-adds a
+    step, threads and cores (the threads wait for each other every step: they must all be
+    running); 1 means not split."""
+    T, B, _ = shape
+    if B != 1 or T < MIN_UNIT_SPLIT_STEPS or w.weight_hr is not None:
+        return 1
+    if simd.path_for(w.weight_hh.dtype) is None:
+        return 1
+    step_work = _forward_work((1, *shape[1:]), w)
+    groups = min(w.hidden_size // MIN_UNITS_PER_THREAD, step_work // MIN_UNIT_GROUP_STEP_WORK)
+    if groups < 2:
+        return 1
+    return max(1, min(groups, get_num_threads() if threads is None else threads, cores()))
+
+
+def _unit_work(
+    w: LSTMWeights,
+    groups: int,
+    flags: Flags,
+    arrays: UnitArrays,
+    half: float,
+    inputs: np.ndarray,
+) -> _Work:
+    """A one-row forward with its units split over `groups` threads, each with its own pack of
+    its units' weights (:func:`unit_split.forward_units`); inputs (T, I): every step's x, whose
+    products are formed before the loop when the input is wide (as :func:`_row_work` does)."""
+    T, I = inputs.shape
+    H, dtype = w.hidden_size, inputs.dtype
+    hoisted = T >= HOIST_MIN_STEPS and w.output_size <= 2 * I
+    bounds = [k * H // groups for k in range(groups + 1)]
+    parts: tuple[PackedPart, PackedPart] = ("recurrent", "input") if hoisted else ("forward",) * 2
+    packs = [[_packed_units(w, dtype, *us, part) for part in parts] for us in pairwise(bounds)]
+    counters = np.zeros(groups * unit_split.LINE, np.int64)
+    if not hoisted:
+        inputs = inputs[:0]
+
+    def units(k: int, _: int) -> None:
+        u0, u1 = bounds[k], bounds[k + 1]
+        packed, input_packed = packs[k]
+        unit_split.forward_units(
+            packed, *flags, *arrays, u0, u1, k, counters, half, inputs, input_packed
         )
 
-    def finish() -> ForwardResult:
-        last = 1 if reverse else T
-        cache = FastCache(hx, c, gates, tanh_c, shown, mask, w, reverse, carry_output, chunks)
-        kept = (hx, c, gates, tanh_c, shown)
-        if max(a.nbytes for a in kept) >= SMALL_BYTES:  # else none is worth keeping (Spares)
-            weakref.finalize(cache, spares.give, *kept)
-        return out, hx[last, :, :H_out].copy(), c[last].copy(), cache
+    return _Work(units, [(k, k + 1) for k in range(groups)], waits=True)
 
-    return _Work(rows, chunks), finish
+
+def _packed_units(
+    w: LSTMWeights, dtype: np.dtype, u0: int, u1: int, part: PackedPart
+) -> simd.PackedAvx512 | simd.PackedAvx2:
+    """:func:`_packed`'s `part` for units [u0, u1) only — their rows of the four gate blocks, in
+    the order i, f, g, o — once per weights version."""
+    isa = cast(str, simd.path_for(dtype))
+    rows = unit_split.gate_rows(w.hidden_size, u0, u1)
+
+    def pack() -> simd.PackedAvx512 | simd.PackedAvx2:
+        def units(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[rows]
+
+        mine = LSTMWeights(w.weight_ih[rows], w.weight_hh[rows], units(w.bias_ih), units(w.bias_hh))
+        return cast(simd.PackedAvx512 | simd.PackedAvx2, _pack_now(mine, dtype, isa, part))
+
+    return reused(("packed", isa, part, "units", u0, u1), w, pack)
 
 
 def backward(
@@ -387,9 +504,9 @@ def backward_side_by_side(calls: list[BackwardCall]) -> list[SequenceGrads]:
     ):
         return [backward(*call) for call in calls]
     started = [_start_backward(*call) for call in calls]
-    _run_side_by_side([through_time for through_time, _, _ in started])
+    _run([through_time for through_time, _, _ in started])
     with blas_threads(1):
-        _run_side_by_side([weight_grads for _, weight_grads, _ in started])
+        _run([weight_grads for _, weight_grads, _ in started])
     return [finish() for _, _, finish in started]
 
 

@@ -7,7 +7,8 @@ never interact, so the threads need no synchronisation for the whole sequence (`
 Per step, the input and the recurrent products are one product with the weights side by side,
 z = [h, x]·[W_hh, W_ih]ᵀ + b: no BLAS call (whose own threads would compete with ours), K = H + I
 (longer dot products run faster), and the backward gets [dh, dx] = dz·[W_hh, W_ih] the same way.
-A one-row forward is the exception: it forms x·W_ihᵀ + b of all steps first (`hoisted`).
+A one-row forward is the exception: it forms x·W_ihᵀ + b of all steps first (`hoisted`), and
+with large weights splits its units, not rows, over threads (:mod:`numpy_lstm.kernels.unit_split`).
 
 Time-major arrays, indexed by *time* t, also for the reverse direction (which only walks t
 backwards):
@@ -192,6 +193,41 @@ class Weights(NamedTuple):
     w_hr_t: np.ndarray  # (H, P)
 
 
+# Inlined where it is called (numba IR): a call would hide from LLVM which arrays are the same,
+# and the loop would no longer vectorise (measured: the whole forward 30% slower).
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
+def cell(
+    z_i: np.ndarray,
+    z_f: np.ndarray,
+    z_g: np.ndarray,
+    z_o: np.ndarray,
+    i_out: np.ndarray,
+    f_out: np.ndarray,
+    g_out: np.ndarray,
+    o_out: np.ndarray,
+    c_prev: np.ndarray,
+    c_new: np.ndarray,
+    tanh_c: np.ndarray,
+    o_tanh_c: np.ndarray,
+    half: float,
+) -> None:
+    """One step of the cell for one row's units, from the pre-activations z_* (U,) each: the
+    gates into *_out (which may be the z arrays themselves), c_new = f·c_prev + i·g, tanh_c
+    = tanh(c_new), o_tanh_c = o·tanh(c_new). Arguments are slices indexed from 0: numba then
+    knows no index is negative (no wrap-around test per element), which is what lets LLVM
+    vectorise the loop."""
+    for j in range(z_i.shape[0]):
+        # σ(z) = ½·tanh(z/2) + ½: one transcendental for all four gates.
+        i = half * tanh(half * z_i[j]) + half
+        f = half * tanh(half * z_f[j]) + half
+        g = tanh(z_g[j])
+        o = half * tanh(half * z_o[j]) + half
+        cj = f * c_prev[j] + i * g
+        tcj = tanh(cj)
+        i_out[j], f_out[j], g_out[j], o_out[j] = i, f, g, o
+        c_new[j], tanh_c[j], o_tanh_c[j] = cj, tcj, o * tcj
+
+
 @jit
 def forward_rows(
     w: Weights,
@@ -239,21 +275,10 @@ def forward_rows(
             if has_mask and not mask[t, b]:
                 continue
             o_tanh_c = shown[t, b] if project else hx[t + 1, b][:H]
-            c_prev, c_new, tc = c[before, b], c[t + 1, b], tanh_c[t, b]
-            # Gate blocks as slices indexed from 0: numba then knows no index is negative (no
-            # wrap-around test per element), which is what lets LLVM vectorise the loop over j.
-            zb = z[b]
+            zb = z[b]  # the gates overwrite their pre-activations
             z_i, z_f, z_g, z_o = zb[:H], zb[H : 2 * H], zb[2 * H : 3 * H], zb[3 * H :]
-            for j in range(H):
-                # σ(z) = ½·tanh(z/2) + ½: one transcendental for all four gates.
-                i = half * tanh(half * z_i[j]) + half
-                f = half * tanh(half * z_f[j]) + half
-                g = tanh(z_g[j])
-                o = half * tanh(half * z_o[j]) + half
-                cj = f * c_prev[j] + i * g
-                tcj = tanh(cj)
-                z_i[j], z_f[j], z_g[j], z_o[j] = i, f, g, o
-                c_new[j], tc[j], o_tanh_c[j] = cj, tcj, o * tcj
+            c_prev, c_new, tc = c[before, b], c[t + 1, b], tanh_c[t, b]
+            cell(z_i, z_f, z_g, z_o, z_i, z_f, z_g, z_o, c_prev, c_new, tc, o_tanh_c, half)
         if project:
             for b in range(r0, r1):
                 hx[t + 1, b][:H_out] = 0

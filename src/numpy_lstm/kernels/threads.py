@@ -33,6 +33,11 @@ def get_num_threads() -> int:
         return _threads
     if env := os.environ.get("NUMPY_LSTM_NUM_THREADS", "").strip():
         return check_int("$NUMPY_LSTM_NUM_THREADS", int(env) if env.isdigit() else env)
+    return cores()
+
+
+def cores() -> int:
+    """The CPUs this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
