@@ -35,7 +35,7 @@ from .threads import blas_threads, cores, get_num_threads, run_parallel
 # multiply-adds — and win 1.2× at T=100): it gets at least this many multiply-adds.
 MIN_WORK_PER_THREAD = 1 << 22
 # A one-row forward of at least this many steps forms its input products before the loop
-# (when its input is wide enough: see _start_forward).
+# (when its input is wide enough: see _row_work and _unit_work).
 HOIST_MIN_STEPS = 8
 MIN_ROWS_PER_THREAD = 4  # the matmul's register block: split on multiples of 4 rows
 # A one-row forward of at least MIN_UNIT_SPLIT_STEPS steps splits its units over threads
