@@ -9,9 +9,11 @@ gate blocks, [W_hh, W_ih][i_k, f_k, g_k, o_k] (4U, H + I); every step it forms z
 runs the cell for them and writes its part of h; then all threads wait for each other, since
 the next step's product reads all of h. Measured on a Zen 4 (I, H = 32, 128, float32): the
 product of two half-packs on two cores takes 1.7 µs a step against 3.3 µs for the whole on
-one; the wait costs ~0.25 µs a step.
+one, but the wait costs ~0.25 µs a step and waking a thread ~35 µs a call, so the driver splits
+only where a step reads more weights than one core's L2 holds (see
+:data:`numpy_lstm.kernels.numba_driver.MIN_UNIT_GROUP_STEP_WORK`).
 
-The wait is a spin on one counter per thread (each on its own cache line): thread k stores the
+The wait is a spin on one counter per thread (each on lines of its own): thread k stores the
 number of steps it has finished (an atomic store with release order, so its writes to h are
 visible first) and reads the others' (atomic loads with acquire order). numba has no atomics,
 so they are emitted as LLVM IR; the spin pauses the core, and after a while gives the time
@@ -159,9 +161,9 @@ def forward_units(
                 shown[:] = 0
         else:
             simd.product(packed, hx[before], z, 0, 1, scratch)
-            zb, gt = z[0], gates[t, 0]
+            zb, gt = z[0], gates[t, 0]  # z: this thread's units; gates: the layer's layout
             if hoisted:
-                zb += from_inputs[t]  # z: this thread's units; gates: the layer's layout
+                zb += from_inputs[t]
             z_i, z_f, z_g, z_o = zb[:U], zb[U : 2 * U], zb[2 * U : 3 * U], zb[3 * U :]
             i, f = gt[u0:u1], gt[H + u0 : H + u1]
             g, o = gt[2 * H + u0 : 2 * H + u1], gt[3 * H + u0 : 3 * H + u1]
