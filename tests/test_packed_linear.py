@@ -166,3 +166,16 @@ def test_with_the_fast_path_off_the_layer_is_plain_numpy(rng: np.random.Generato
     with use_fast(False):
         np.testing.assert_array_equal(head(x), x @ head.weight.T + head.bias)
     assert not linear_keys(head)
+
+
+def test_a_writable_weight_is_never_packed(rng: np.random.Generator) -> None:
+    # Only read-only weights (parameters) may be packed: a writable array can change without
+    # the weights' version knowing, and a packed copy of it would go stale.
+    weight = rng.standard_normal((500, 64), dtype=np.float32)
+    x = rng.standard_normal((50, 64), dtype=np.float32)
+    first = products.linear(x, weight)
+    weight[:] *= 2  # an edit the library cannot see
+    second = products.linear(x, weight)
+    expected = torch.from_numpy(x).double() @ torch.from_numpy(weight).double().T
+    np.testing.assert_allclose(second, expected.numpy(), **FP32)
+    np.testing.assert_allclose(second, 2 * first, rtol=1e-6, atol=1e-5)

@@ -118,6 +118,9 @@ def test_fast_forward_on_each_path_equals_the_reference(
     # B = 1: a wide input's products before the loop (I ≥ H_out / 2)
     T, I = numba_driver.HOIST_MIN_STEPS + 1, P or H
     w, x, h0, c0, mask = random_case(rng, T, B, I, H, P, masked)
+    for array in w:  # read-only, as parameters are: only such weights are packed once and kept
+        if array is not None:
+            array.setflags(write=False)
     options = SequenceOptions(mask=mask, reverse=reverse, carry_output=carry)
     *fast, cache = kernels.sequence_forward(x, h0, c0, w, options)
     # Private on purpose: which packed weights the forward used is nowhere public, and without

@@ -11,6 +11,8 @@ import pytest
 import torch
 
 import numpy_lstm
+from numpy_lstm import kernels
+from numpy_lstm.core.cell import LSTMWeights
 from numpy_lstm.kernels import use_fast
 from numpy_lstm.kernels.versions import weights_version
 from numpy_lstm.train.optim import SGD
@@ -131,3 +133,28 @@ def test_editing_blocks_nest(rng: np.random.Generator) -> None:
             model.bias_ih_l0[0] = 1.0
         model.bias_ih_l0[1] = 2.0  # the outer block still edits after the inner one ends
     assert model.bias_ih_l0[:2].tolist() == [1.0, 2.0] and not model.bias_ih_l0.flags.writeable
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weights_handed_to_the_kernels_directly_may_be_edited_in_place(
+    rng: np.random.Generator, dtype: type
+) -> None:
+    # Plain writable arrays, not parameters: nothing moves the weights' version on when they
+    # change, so the kernels must not keep a prepared copy of them.
+    shapes = [(4 * H, I), (4 * H, H), (4 * H,), (4 * H,)]
+    w = LSTMWeights(*(rng.standard_normal(shape).astype(dtype) for shape in shapes))
+    x = rng.standard_normal((6, 3, I)).astype(dtype)
+    h0 = c0 = np.zeros((3, H), dtype)
+    kernels.sequence_forward(x, h0, c0, w)
+    w.weight_hh[:] *= 2
+    w.bias_ih[0] += 1
+    edited = kernels.sequence_forward(x, h0, c0, w)[0]
+    theirs = torch.nn.LSTM(I, H, dtype=torch.float64)
+    names = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+    arrays = (w.weight_ih, w.weight_hh, w.bias_ih, w.bias_hh)
+    state = {n: torch.from_numpy(a.astype(np.float64)) for n, a in zip(names, arrays, strict=True)}
+    theirs.load_state_dict(state)
+    with torch.no_grad():
+        expected = theirs(torch.from_numpy(x.astype(np.float64)))[0].numpy()
+    tolerance = 1e-5 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(edited, expected, rtol=tolerance, atol=tolerance)

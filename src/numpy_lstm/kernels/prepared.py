@@ -3,8 +3,9 @@ across calls while the weights' version (:mod:`numpy_lstm.kernels.versions`) and
 arrays are unchanged: a streaming call (B = 1, one step) would otherwise spend most of its time
 preparing them, and a large Linear head a tenth of its product.
 
-Sources are parameters (read-only arrays whose every change bumps the version): a copy made from
-any other array could go stale without anyone knowing.
+Only read-only sources are cached: parameters are read-only arrays whose every change moves the
+version on, but a writable array (weights a caller hands the kernels directly) could change in
+place without anyone knowing, so for it the copy is made afresh on every call.
 """
 
 from __future__ import annotations
@@ -36,7 +37,10 @@ def reused(
     The key holds the sources' ids; an id names the same array only while that array lives, so
     each source is held by a weak reference whose callback retires the key when the array is
     freed (a cached copy never keeps a model alive). An entry found is therefore always valid,
-    with no per-call check of the sources — a streaming call looks up two of them."""
+    with no per-call check of the sources — a streaming call looks up two of them. A writable
+    source is never cached (see above)."""
+    if any(a is not None and a.flags.writeable for a in sources):
+        return make()
     key = (*how, weights_version(), *map(id, sources))  # the version is read before make()
     with _lock:
         _drop_died()

@@ -76,11 +76,15 @@ def _packed(
     a: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, transposed: bool
 ) -> np.ndarray:
     """a·weightᵀ + bias (a·weight if `transposed`) on the SIMD kernel where one runs this
-    (the fast path on, float32 throughout, a product worth splitting), else :func:`matmul`."""
+    (the fast path on, float32 throughout, a product worth splitting, weights that cannot change
+    unseen), else :func:`matmul`."""
     K = a.shape[-1]
     M, N = a.size // max(K, 1), weight.shape[1 if transposed else 0]
     float32 = a.dtype == weight.dtype == np.float32 and (bias is None or bias.dtype == a.dtype)
-    if float32 and M * K * N > BLAS_SINGLE_THREADED_MACS and fast_enabled():
+    # A writable array could change unseen: packing it on every call would cost more than BLAS
+    # (parameters are read-only; writable only inside an editing block).
+    fixed = not weight.flags.writeable and (bias is None or not bias.flags.writeable)
+    if float32 and fixed and M * K * N > BLAS_SINGLE_THREADED_MACS and fast_enabled():
         from . import packed_linear  # imports numba: only once the fast path is known to work
 
         rows = np.ascontiguousarray(a.reshape(M, K))
