@@ -35,7 +35,7 @@ from .threads import blas_threads, cores, get_num_threads, run_parallel
 # multiply-adds — and win 1.2× at T=100): it gets at least this many multiply-adds.
 MIN_WORK_PER_THREAD = 1 << 22
 # A one-row forward of at least this many steps forms its input products before the loop
-# (when its input is wide enough: see _row_work and _unit_work).
+# (when its input is wide enough: see _hoists).
 HOIST_MIN_STEPS = 8
 MIN_ROWS_PER_THREAD = 4  # the matmul's register block: split on multiples of 4 rows
 # A one-row forward of at least MIN_UNIT_SPLIT_STEPS steps splits its units over threads
@@ -348,13 +348,17 @@ def _start_forward(
     chunks = row_chunks(B, _forward_work(x.shape, w) // B, threads)
     half = cast(float, dtype.type(0.5))  # 0.5 in the dtype: see numba_kernels.forward_rows
     flags: Flags = (mask, carry_output, reverse)
+    # Every step's x as T·B rows (zeros where masked) for a forward that hoists its input
+    # products; zero-sized for one that does not.
+    x_rows = np.empty((0, I), dtype)
+    if _hoists(x.shape, w, dtype):
+        x_rows = np.ascontiguousarray(inputs[..., H_out:]).reshape(T * B, I)
     groups = _unit_groups(x.shape, w, threads)
     if groups > 1:
-        inputs = np.ascontiguousarray((hx[2:] if reverse else hx[:T])[:, 0, H_out:])
-        work = _unit_work(w, groups, flags, (hx, c, gates, tanh_c, out), half, inputs)
+        work = _unit_work(w, groups, flags, (hx, c, gates, tanh_c, out), half, x_rows)
     else:
         arrays = (hx, c, gates, tanh_c, shown, out)
-        work = _Work(_row_work(x.shape, w, flags, arrays, half), chunks)
+        work = _Work(_row_work(x.shape, w, flags, arrays, half, x_rows), chunks)
 
     def finish() -> ForwardResult:
         last = 1 if reverse else T
@@ -373,28 +377,18 @@ def _row_work(
     flags: Flags,
     arrays: RowArrays,
     half: float,
+    x_rows: np.ndarray,
 ) -> Callable[[int, int], None]:
     """A forward's work on its rows [r0, r1) (:func:`numba_kernels.forward_rows`), with the
-    weights prepared for it — and for one row of a wide input, its input products hoisted."""
-    T, B, I = shape
-    H, H_out = w.hidden_size, w.output_size
-    hx, gates = arrays[0], arrays[2]
-    dtype = hx.dtype
-    # One row: a step's product is bound by reading the weights from L2 (or L3), not by its
-    # multiply-adds (two rows already are, on a Zen 4), so the input's part x_t·W_ihᵀ + b of
-    # every step is one product of T rows before the loop, and a step reads W_hh only. That
-    # pays when the input is at least half as wide as the state, as in a stack's upper layers
-    # (measured at B = 1, T = 100, one thread, per step: I, H = 64, 128: −8%; 128, 128: −17%;
-    # 256, 256: −26%; 256, 512: −19%), not for a narrow input, where the extra pass over z
-    # costs more than the bytes saved (32, 128: +5%; 1, 64: +16%), nor at B ≥ 2, where it only
-    # moves multiply-adds, nor for a few steps.
-    hoisted = (
-        B == 1 and T >= HOIST_MIN_STEPS and H_out <= 2 * I and simd.path_for(dtype) is not None
-    )
+    weights prepared for it; x_rows (T·B, I): every step's x if the forward hoists its input
+    products (see :func:`_hoists`), else zero-sized."""
+    T, B = shape[:2]
+    H = w.hidden_size
+    gates = arrays[2]
+    dtype = gates.dtype
+    hoisted = x_rows.shape[0] > 0
     packed = _packed(w, dtype, "recurrent" if hoisted else "forward")
     if hoisted:
-        inputs = hx[2:] if flags[2] else hx[:T]  # reversed: x_t sits in row t + 2
-        x_rows = np.ascontiguousarray(inputs[..., H_out:]).reshape(T * B, I)  # masked: zeros
         input_part = cast(simd.PackedAvx512 | simd.PackedAvx2, _packed(w, dtype, "input"))
     h_part = empty((B, 4 * H) if hoisted else (0, 0), dtype)  # hoisted: h·W_hhᵀ of a step
     unpacked = isinstance(packed, simd.Unpacked)
@@ -409,6 +403,25 @@ def _row_work(
         nk.forward_rows(prepared, packed, *flags, *arrays, r0, r1, half, hoisted, h_part)
 
     return rows
+
+
+def _hoists(shape: tuple[int, ...], w: LSTMWeights, dtype: np.dtype) -> bool:
+    """Whether a forward of input shape (T, B, I) and this dtype forms its input products
+    x_t·W_ihᵀ + b of every step before the loop. One row: a step's product is bound by reading
+    the weights from L2 (or L3), not by its multiply-adds (two rows already are, on a Zen 4), so
+    hoisting the input's part leaves a step reading W_hh only. That pays when the input is at
+    least half as wide as the state, as in a stack's upper layers (measured at B = 1, T = 100,
+    one thread, per step: I, H = 64, 128: −8%; 128, 128: −17%; 256, 256: −26%; 256, 512: −19%),
+    not for a narrow input, where the extra pass over z costs more than the bytes saved (32,
+    128: +5%; 1, 64: +16%), nor at B ≥ 2, where it only moves multiply-adds, nor for a few
+    steps."""
+    T, B, I = shape
+    return (
+        B == 1
+        and T >= HOIST_MIN_STEPS
+        and w.output_size <= 2 * I
+        and simd.path_for(dtype) is not None
+    )
 
 
 def _unit_groups(shape: tuple[int, ...], w: LSTMWeights, threads: int | None) -> int:
@@ -435,26 +448,23 @@ def _unit_work(
     flags: Flags,
     arrays: UnitArrays,
     half: float,
-    inputs: np.ndarray,
+    x_rows: np.ndarray,
 ) -> _Work:
     """A one-row forward with its units split over `groups` threads, each with its own pack of
-    its units' weights (:func:`unit_split.forward_units`); inputs (T, I): every step's x, whose
-    products are formed before the loop when the input is wide (as :func:`_row_work` does)."""
-    T, I = inputs.shape
-    H, dtype = w.hidden_size, inputs.dtype
-    hoisted = T >= HOIST_MIN_STEPS and w.output_size <= 2 * I
+    its units' weights (:func:`unit_split.forward_units`); x_rows (T, I): every step's x if the
+    forward hoists its input products (see :func:`_hoists`), else zero-sized."""
+    H, dtype = w.hidden_size, x_rows.dtype
+    hoisted = x_rows.shape[0] > 0
     bounds = [k * H // groups for k in range(groups + 1)]
     parts: tuple[PackedPart, PackedPart] = ("recurrent", "input") if hoisted else ("forward",) * 2
     packs = [[_packed_units(w, dtype, *us, part) for part in parts] for us in pairwise(bounds)]
     counters = np.zeros(groups * unit_split.LINE, np.int64)
-    if not hoisted:
-        inputs = inputs[:0]
 
     def units(k: int, _: int) -> None:
         u0, u1 = bounds[k], bounds[k + 1]
         packed, input_packed = packs[k]
         unit_split.forward_units(
-            packed, *flags, *arrays, u0, u1, k, counters, half, inputs, input_packed
+            packed, *flags, *arrays, u0, u1, k, counters, half, x_rows, input_packed
         )
 
     return _Work(units, [(k, k + 1) for k in range(groups)], waits=True)
@@ -486,9 +496,9 @@ def backward(
 ) -> SequenceGrads:
     """:func:`numpy_lstm.core.sequence.lstm_backward` for a :class:`FastCache`."""
     through_time, weight_grads, finish = _start_backward(d_out, dh_n, dc_n, cache)
-    run_parallel(through_time.work, through_time.chunks)
+    _run([through_time])
     with blas_threads(1 if len(weight_grads.chunks) > 1 else None):  # BLAS's would fight ours
-        run_parallel(weight_grads.work, weight_grads.chunks)
+        _run([weight_grads])
     return finish()
 
 
