@@ -10,6 +10,7 @@ compiled fast path (numba, the `fast` extra), chosen per call.
     numba_driver   the fast path's driver: weight layout and reuse, threading, caches
     numba_kernels  the compiled loops
     simd           SIMD micro-kernels (AVX-512 / AVX2) for the float32 per-step products
+    disk_cache     the compiled kernels' cache on disk, keyed by all of the package's sources
     training       a training step's loops: softmax cross-entropy with its gradient in place
                    (and the bias gradient in the same pass), the embedding's scatter-add
     optimizers     Adam/AdamW as one compiled loop, the gradients' sums of squares (imported by

@@ -30,15 +30,16 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit, types
+from numba import types
 from numba.extending import overload
 
 from . import simd
+from .disk_cache import cached_jit
 
 # No `nnan`/`ninf`: the math must stay IEEE-correct for large |z|. `reassoc` lets LLVM vectorise
 # the dot-product reductions, `contract` fuses multiply-adds.
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
-jit = njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")  # the kernels' options
+jit = cached_jit(nogil=True, fastmath=FASTMATH, error_model="numpy")  # the kernels' options
 
 
 def tanh(x: float) -> float:
@@ -195,7 +196,7 @@ class Weights(NamedTuple):
 
 # Inlined where it is called (numba IR): a call would hide from LLVM which arrays are the same,
 # and the loop would no longer vectorise (measured: the whole forward 30% slower).
-@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
+@cached_jit(nogil=True, fastmath=FASTMATH, error_model="numpy", inline="always")
 def cell(
     z_i: np.ndarray,
     z_f: np.ndarray,

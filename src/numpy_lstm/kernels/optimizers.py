@@ -29,14 +29,15 @@ from typing import Any, NamedTuple
 import numpy as np
 from numba import njit
 
+from .disk_cache import cached_jit
 from .versions import weights_changed
 
 # fastmath off: each operation rounds as NumPy's (and torch's) does; error_model numpy: a
 # division by zero gives inf (then caught as non-finite) instead of raising.
-jit = njit(nogil=True, cache=True, fastmath=False, error_model="numpy")
+jit = cached_jit(nogil=True, fastmath=False, error_model="numpy")
 # Sums of squares only: their order is free (torch's differs from NumPy's anyway), so `reassoc`
 # may vectorise the reduction; no `nnan`/`ninf`, so a NaN or inf still reaches the sum.
-sum_jit = njit(nogil=True, cache=True, fastmath={"reassoc"}, error_model="numpy")
+sum_jit = cached_jit(nogil=True, fastmath={"reassoc"}, error_model="numpy")
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 CHUNK = 8  # arrays per compiled call: one tuple type, so one compilation per dtype

@@ -38,9 +38,11 @@ from typing import Any, NamedTuple, cast
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
+
+from .disk_cache import cached_jit
 
 ISA_ENV = "NUMPY_LSTM_ISA"
 ISAS = ("generic", "avx2", "avx512")  # each needs what the ones before it need
@@ -162,7 +164,7 @@ def _aligned(size: int) -> np.ndarray:
     return raw[start : start + size * 4].view(np.float32)
 
 
-@njit(nogil=True, cache=True)
+@cached_jit(nogil=True)
 def _pack_rows(a: np.ndarray, b: np.ndarray, panels: np.ndarray) -> None:
     """panels[n, k, j] = [a, b][n·PW + j, k] (a, b side by side), zero past the last row."""
     n_panels, K, PW = panels.shape
@@ -180,7 +182,7 @@ def _pack_rows(a: np.ndarray, b: np.ndarray, panels: np.ndarray) -> None:
                     panels[n, k, j] = 0
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
+@cached_jit(nogil=True, error_model="numpy")
 def _pack_columns(a: np.ndarray, b: np.ndarray, panels: np.ndarray) -> None:
     """panels[n, k, j] = [a, b][k, n·PW + j] (a, b side by side), zero past the last column:
     panel n is columns [n·PW, (n+1)·PW), which take ja of a, then jb of b, then zeros."""
@@ -489,7 +491,7 @@ _block = cast(Callable[..., None], _block_intrinsic)  # its call as compiled cod
 
 
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
-jit = njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
+jit = cached_jit(nogil=True, fastmath=FASTMATH, error_model="numpy")
 
 
 @jit

@@ -207,13 +207,15 @@ def scatter_add_rows(target: np.ndarray, ids: np.ndarray, rows: np.ndarray) -> N
 @cache
 def _kernels() -> Any:
     """The compiled loops (numba imported, and each compiled, on first use)."""
-    from numba import njit, types
+    from numba import types
     from numba.extending import overload
+
+    from .disk_cache import cached_jit
 
     # No `nnan`/`ninf`: a NaN or ±inf logit must give what NumPy gives (a NaN loss, a zero
     # probability). `reassoc` lets LLVM vectorise the row's sums.
     fastmath = {"nsz", "arcp", "contract", "afn", "reassoc"}
-    jit = njit(nogil=True, cache=True, fastmath=fastmath, error_model="numpy")
+    jit = cached_jit(nogil=True, fastmath=fastmath, error_model="numpy")
 
     def exp_shifted(v: np.ndarray, high: Any, e: np.ndarray, power_bits: np.ndarray) -> None:
         """e[j] = exp(v[j] − high) for v[j] − high ≥ the clamp (see EXP_MIN): compiled per

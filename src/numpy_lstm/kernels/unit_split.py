@@ -28,11 +28,12 @@ from typing import Any, cast
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import simd
+from .disk_cache import cached_jit
 from .numba_kernels import cell, jit
 
 # int64s between two threads' counters: two cache lines (the CPU fetches lines in pairs)
@@ -99,7 +100,7 @@ _pause = cast(Callable[[], None], _void_call("llvm.x86.sse2.pause", ir.VoidType(
 _sched_yield = cast(Callable[[], None], _void_call("sched_yield", ir.IntType(32)))  # libc
 
 
-@njit(nogil=True, cache=True)
+@cached_jit(nogil=True)
 def wait_for_all(counters: np.ndarray, k: int, steps: int) -> None:
     """Thread k has finished `steps` steps: say so, and wait until every thread has."""
     _store_release(counters, k * LINE, steps)
