@@ -5,6 +5,7 @@ are noisy — run it on a quiet machine, and more than once.
 
     python benchmarks/train_vs_torch.py charlm                          # 180 s each side
     python benchmarks/train_vs_torch.py charlm --text topics.txt --json charlm-topics.json
+    python benchmarks/train_vs_torch.py charlm --eval-every 30   # also validate every 30 s
     python benchmarks/train_vs_torch.py adding --T 200 --seconds 180
 
 charlm (issue 12): the same model on both sides — Embedding(V, 64) → LSTM(64, 256) → Linear(256,
@@ -17,9 +18,13 @@ initialisation, `--seed`) stepped by `Trainer.train_step`, BLAS held to one thre
 same text. Both are then evaluated on the same held-out text, the same way: the end of the text
 (`CharLMTask.val_streams`, 16 streams), read in chunks of 100 characters with the state carried;
 `--val-chars N` takes the same first N characters of it on both sides (the whole held-out part
-of the default corpus, ≈ 3.2 M characters, takes a while to read). The JSON gives chars/s, steps,
-validation bits per character, the unigram baseline, the CPU, its ISA and the threads, and the
-ratio of the throughputs (ours / torch) and the difference of the bpc (ours − torch).
+of the default corpus, ≈ 3.2 M characters, takes a while to read). `--eval-every S` also
+validates both sides every S seconds of training, on a clock that stops while it runs, as a user
+watching for the best checkpoint would: a faster side reads a small text more often and may
+overfit sooner, and the last validation alone would count that against it. The JSON gives
+chars/s, steps, validation bits per character (at the end; with `--eval-every` also each
+validation and the best), the unigram baseline, the CPU, its ISA and the threads, and the ratio
+of the throughputs (ours / torch) and the differences of the bpc (ours − torch).
 
 `--text PATH` trains on any UTF-8 file instead of the default corpus (Python's standard library
 source). A second, English text that needs no download is Python's own documentation topics:
@@ -51,7 +56,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -99,31 +104,47 @@ class TorchAdding(torch.nn.Module):
         return self.head(h_n[-1])
 
 
-def run_for(seconds: float, step: Callable[[], float]) -> dict[str, float]:
-    """Call `step` until `seconds` have passed: steps, seconds, mean loss of the last steps."""
+def run_for(
+    seconds: float,
+    step: Callable[[], float],
+    evaluate: Callable[[], float] | None = None,
+    eval_every: float | None = None,
+) -> dict[str, Any]:
+    """Call `step` until `seconds` of training have passed: steps, seconds, mean loss of the
+    last steps. With `evaluate`: also every `eval_every` seconds of training, on a clock that
+    stops while it runs; `curve` lists (seconds, steps, value) of those evaluations."""
     losses: list[float] = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
+    curve: list[dict[str, float]] = []
+    trained, next_eval = 0.0, eval_every or math.inf
+    while trained < seconds:
+        start = time.perf_counter()
         losses.append(step())
-    elapsed = time.perf_counter() - start
+        trained += time.perf_counter() - start
+        if evaluate is not None and next_eval <= trained < seconds:
+            curve.append({"seconds": trained, "steps": len(losses), "value": evaluate()})
+            next_eval += cast(float, eval_every)
     return {
         "steps": len(losses),
-        "seconds": elapsed,
+        "seconds": trained,
         "last_loss": float(np.mean(losses[-LAST_STEPS:])),
+        "curve": curve,
     }
 
 
+Side = tuple[Callable[[], float], Callable[[], float] | None]  # a training step, an evaluation
+
+
 def race(
-    order: str, seconds: float, ours: Callable[[], float], theirs: Callable[[], float]
-) -> dict[str, dict[str, float]]:
-    """Each side alone for `seconds`, in `order`; ours inside the one-BLAS-thread context that
-    `Trainer.fit` trains in."""
+    order: str, seconds: float, ours: Side, theirs: Side, eval_every: float | None = None
+) -> dict[str, dict[str, Any]]:
+    """Each side alone for `seconds`, in `order`, evaluated every `eval_every` seconds if given;
+    ours inside the one-BLAS-thread context that `Trainer.fit` trains (and evaluates) in."""
 
-    def ours_run() -> dict[str, float]:
+    def ours_run() -> dict[str, Any]:
         with one_blas_thread_if_fast():
-            return run_for(seconds, ours)
+            return run_for(seconds, *ours, eval_every)
 
-    sides = {"numpy-lstm": ours_run, "torch": lambda: run_for(seconds, theirs)}
+    sides = {"numpy-lstm": ours_run, "torch": lambda: run_for(seconds, *theirs, eval_every)}
     names = ["torch", "numpy-lstm"] if order == "torch-first" else ["numpy-lstm", "torch"]
     runs = {}
     for name in names:
@@ -245,24 +266,37 @@ def charlm(args: argparse.Namespace) -> dict[str, Any]:
     model = TorchCharLM(len(task.vocab), CHARLM["embedding"], args.hidden)
     warmup = warm_up_charlm(task, model, args.hidden, lr)
     torch_step = torch_charlm_step(model, torch.from_numpy(task.train_streams), lr)
-    runs = race(args.order, args.seconds, trainer.train_step, torch_step)
+
+    def ours_bpc() -> float:
+        return float(trainer.evaluate()["bpc"])
+
+    def torch_bpc() -> float:
+        return torch_charlm_bpc(model, task.val_streams)
+
+    ours_side, torch_side = (trainer.train_step, ours_bpc), (torch_step, torch_bpc)
+    runs = race(args.order, args.seconds, ours_side, torch_side, args.eval_every)
 
     say(f"evaluating on {VAL_STREAMS * (len(task.val_streams) - 1):,} held-out characters")
     with one_blas_thread_if_fast():  # as Trainer.fit evaluates
-        ours_bpc = trainer.evaluate()["bpc"]
-    bpc = {"numpy-lstm": ours_bpc, "torch": torch_charlm_bpc(model, task.val_streams)}
+        final = ours_bpc()
+    bpc = {"numpy-lstm": final, "torch": torch_bpc()}
     chars_per_step = CHARLM["batch"] * CHARLM["bptt"]
-    sides = {
-        name: {
+    sides = {}
+    for name, run in runs.items():
+        curve = [*run["curve"], {"seconds": run["seconds"], "steps": run["steps"]}]
+        curve[-1]["value"] = bpc[name]
+        sides[name] = {
             "chars_per_s": run["steps"] * chars_per_step / run["seconds"],
             "steps": run["steps"],
             "seconds": run["seconds"],
             "val_bpc": bpc[name],
+            "best_val_bpc": min(point["value"] for point in curve),
+            "val_curve": [
+                {"seconds": p["seconds"], "steps": p["steps"], "val_bpc": p["value"]} for p in curve
+            ],
             f"train_bpc_last_{LAST_STEPS}_steps": run["last_loss"] / math.log(2),
             "warmup_s": warmup[name],
         }
-        for name, run in runs.items()
-    }
     ours, theirs = sides["numpy-lstm"], sides["torch"]
     return {
         "text": args.text or "default corpus: this Python's standard-library source",
@@ -283,6 +317,7 @@ def charlm(args: argparse.Namespace) -> dict[str, Any]:
         "unigram_baseline_bpc": task.baseline()["bpc"],
         "chars_per_s_ratio": ours["chars_per_s"] / theirs["chars_per_s"],
         "bpc_difference": ours["val_bpc"] - theirs["val_bpc"],
+        "best_bpc_difference": ours["best_val_bpc"] - theirs["best_val_bpc"],
     }
 
 
@@ -307,7 +342,7 @@ def adding(args: argparse.Namespace) -> dict[str, Any]:
         return loss.item()
 
     warmup = warm_up_adding(trainer, model, args.T, lr)
-    runs = race(args.order, args.seconds, trainer.train_step, torch_step)
+    runs = race(args.order, args.seconds, (trainer.train_step, None), (torch_step, None))
     with one_blas_thread_if_fast():
         ours_mse = trainer.evaluate()["mse"]
     with torch.no_grad():
@@ -365,6 +400,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--val-chars", type=int, help="charlm: validate on the first N held-out chars (all)"
     )
+    parser.add_argument(
+        "--eval-every",
+        type=float,
+        metavar="SECONDS",
+        help="charlm: also validate every SECONDS of training, off the clock (default: at the end)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the results here")
     parser.add_argument("--hidden", type=int, help="LSTM units (charlm 256, adding 64)")
     parser.add_argument("--T", type=int, default=200, help="adding: sequence length")
@@ -377,6 +418,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"--threads: expected a positive integer, got {args.threads}")
     if args.val_chars is not None and args.val_chars < VAL_STREAMS:
         parser.error(f"--val-chars: expected at least {VAL_STREAMS}, got {args.val_chars}")
+    if args.eval_every is not None and not args.eval_every > 0:
+        parser.error(f"--eval-every: expected a positive number, got {args.eval_every}")
     if args.text is not None and not Path(args.text).is_file():
         parser.error(f"--text: no such file {args.text!r}")
     args.hidden = args.hidden or (CHARLM["hidden"] if args.task == "charlm" else ADDING["hidden"])

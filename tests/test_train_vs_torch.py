@@ -25,6 +25,7 @@ def test_charlm_race_on_a_small_text_writes_sane_json(tmp_path: Path) -> None:
     out = tmp_path / "race.json"
     options = ["--seconds", "1", "--threads", "1", "--hidden", "32", "--val-chars", "800"]
     options += ["--text", str(text), "--json", str(out), "--order", "ours-first"]
+    options += ["--eval-every", "0.4"]
     done = subprocess.run(
         [sys.executable, "benchmarks/train_vs_torch.py", "charlm", *options],
         cwd=ROOT,
@@ -47,7 +48,18 @@ def test_charlm_race_on_a_small_text_writes_sane_json(tmp_path: Path) -> None:
         )
         # a few steps from random weights: near log2(V), below the baseline's reach only later
         assert 0 < result["val_bpc"] < 2 * math.log2(report["model"]["vocab"])
+        # validated at 0.4 and 0.8 s of training (off the clock), and at the end
+        curve = result["val_curve"]
+        assert len(curve) == 3 and 0.4 <= curve[0]["seconds"] < 0.8 <= curve[1]["seconds"] < 1
+        assert [point["steps"] for point in curve] == sorted(point["steps"] for point in curve)
+        assert curve[-1] == {
+            "seconds": result["seconds"], "steps": result["steps"], "val_bpc": result["val_bpc"]
+        }  # fmt: skip
+        assert result["best_val_bpc"] == min(point["val_bpc"] for point in curve)
     ours, theirs = report["numpy-lstm"], report["torch"]
     assert report["chars_per_s_ratio"] == pytest.approx(ours["chars_per_s"] / theirs["chars_per_s"])
     assert report["bpc_difference"] == pytest.approx(ours["val_bpc"] - theirs["val_bpc"])
+    assert report["best_bpc_difference"] == pytest.approx(
+        ours["best_val_bpc"] - theirs["best_val_bpc"]
+    )
     assert 0 < report["unigram_baseline_bpc"] < math.log2(report["model"]["vocab"])
