@@ -38,9 +38,8 @@ def sources_stamp(paths: Iterable[Path]) -> bytes:
 
 def package_stamp() -> bytes:
     """:func:`sources_stamp` of this package's sources as they are on disk now."""
-    paths = sorted(PACKAGE.glob("*.py"))
-    stats = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
-    return _stamp_of(stats)
+    stats = tuple((p.name, p.stat()) for p in sorted(PACKAGE.glob("*.py")))
+    return _stamp_of(tuple((name, st.st_mtime_ns, st.st_size) for name, st in stats))
 
 
 @cache
