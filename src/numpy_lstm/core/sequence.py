@@ -67,6 +67,10 @@ class SequenceCache:
         """(T, B, 4H) gate values i, f, g, o of every step, in processing order."""
         return np.stack([step.gates for step in self.steps])
 
+    def state(self, steps: int) -> tuple[np.ndarray, np.ndarray]:
+        """(h[steps], c[steps]), copies: the state after the first `steps` steps processed."""
+        return self.h[steps].copy(), self.c[steps].copy()
+
 
 class SequenceGrads(NamedTuple):
     """Gradients of a loss w.r.t. every input of :func:`lstm_forward`.

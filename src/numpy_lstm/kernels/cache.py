@@ -34,6 +34,11 @@ class Cache(Protocol):
         """(T, B, 4H): the gate values i, f, g, o of every step."""
         ...
 
+    def state(self, steps: int) -> tuple[np.ndarray, np.ndarray]:
+        """(h, c) after the first `steps` steps processed, (B, H_out) and (B, H): the caller's
+        own copies of h[steps] and c[steps], without copying the others."""
+        ...
+
     @property
     def reverse(self) -> bool:
         """Whether the steps ran from the last to the first."""

@@ -225,8 +225,8 @@ class LSTM(RecurrentBase):
                 f"steps: expected 1 ≤ steps ≤ {T} on a unidirectional LSTM, got {steps} "
                 f"(bidirectional={self.bidirectional})"
             )
-        h = np.stack([cache.h[steps] for cache in call.caches])
-        c = np.stack([cache.c[steps] for cache in call.caches])
+        states = [cache.state(steps) for cache in call.caches]
+        h, c = (np.stack(parts) for parts in zip(*states, strict=True))
         return call.layout.state_from_batch(h), call.layout.state_from_batch(c)
 
     # -- forward ------------------------------------------------------------------------------
