@@ -106,3 +106,14 @@ def test_where_numba_has_no_locator_list_kernels_are_compiled_but_not_cached(
     finally:
         monkeypatch.undo()
         disk_cache._installed.cache_clear()  # asked again: the list is back, ours still in it
+
+
+def test_numbas_older_spellings_with_a_leading_underscore_are_found(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("CacheImpl", "UserProvidedCacheLocator", "InTreeCacheLocator"):
+        monkeypatch.setattr(caching, "_" + name, getattr(caching, name), raising=False)
+        monkeypatch.delattr(caching, name)
+    ours = disk_cache._locators()
+    assert ours is not None and len(ours) == 3
+    assert issubclass(ours[1], caching._InTreeCacheLocator)  # type: ignore[attr-defined]

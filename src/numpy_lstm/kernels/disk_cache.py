@@ -61,13 +61,21 @@ class _PackageStamped:
         return super().from_function(py_func, py_file)  # type: ignore[misc]
 
 
+def _numba(name: str) -> Any:
+    """numba.core.caching's `name`, as numba spells it now or with the leading underscore of
+    older releases; None if neither."""
+    return getattr(caching, name, None) or getattr(caching, "_" + name, None)
+
+
 def _locators() -> list[type] | None:
-    """Ours, one per numba locator that finds a cache directory for a source file ($NUMBA_CACHE_DIR,
-    beside the file, the user's cache), or None where this numba has no such list."""
+    """Ours, one per numba locator that finds a cache directory for a source file
+    ($NUMBA_CACHE_DIR, beside the file, the user's cache), or None where this numba has no
+    such list."""
     names = ("UserProvidedCacheLocator", "InTreeCacheLocator", "UserWideCacheLocator")
-    impl = getattr(caching, "CacheImpl", None)
-    bases: list[type] = [getattr(caching, name) for name in names if hasattr(caching, name)]
-    if not isinstance(getattr(impl, "_locator_classes", None), list) or len(bases) < len(names):
+    bases = [_numba(name) for name in names]
+    if not isinstance(getattr(_numba("CacheImpl"), "_locator_classes", None), list):
+        return None
+    if not all(isinstance(base, type) for base in bases):
         return None
     return [type(f"PackageStamped{base.__name__}", (_PackageStamped, base), {}) for base in bases]
 
@@ -78,7 +86,7 @@ def _installed() -> bool:
     ours = _locators()
     if ours is None:
         return False
-    classes: list[Any] = caching.CacheImpl._locator_classes
+    classes: list[Any] = _numba("CacheImpl")._locator_classes
     if not any(issubclass(cls, _PackageStamped) for cls in classes):
         classes[:0] = ours
     return True
