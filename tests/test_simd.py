@@ -65,6 +65,23 @@ def test_product_equals_float64_matmul(rng, isa, B, N, K, r0, r1) -> None:
 
 
 @pytest.mark.parametrize("isa", ["avx512", "avx2"])
+@pytest.mark.parametrize(("N", "K"), [(20, 7), (64, 17), (100, 40)])  # partial, whole, both
+def test_a_row_product_adds_to_what_the_row_holds(rng, isa, N, K) -> None:
+    # A one-row forward that formed its input products before the loop adds the state's
+    # product to them: the sums start from the row's values, and the bias is not added again.
+    a = rng.standard_normal((3, K)).astype(np.float32)
+    w = rng.standard_normal((N, K)).astype(np.float32)
+    bias = rng.standard_normal(N).astype(np.float32)
+    start = rng.standard_normal((3, N)).astype(np.float32)
+    out = start.copy()
+    scratch = np.full(simd.SCRATCH_SHAPE, np.nan, np.float32)
+    simd.add_row_product(simd.pack_for(isa, [w], bias), a, out, 1, scratch)
+    expected = start[1].astype(np.float64) + a[1].astype(np.float64) @ w.T.astype(np.float64)
+    np.testing.assert_allclose(out[1], expected, **FP32)
+    np.testing.assert_array_equal(out[[0, 2]], start[[0, 2]])
+
+
+@pytest.mark.parametrize("isa", ["avx512", "avx2"])
 def test_packed_panels_are_aligned_and_zero_padded(rng, isa) -> None:
     N, K = 37, 6
     w = rng.standard_normal((N, K)).astype(np.float32)
@@ -115,7 +132,7 @@ def test_fast_forward_on_each_path_equals_the_reference(
     rng, monkeypatch, isa, B, H, P, reverse, masked, carry
 ) -> None:
     monkeypatch.setattr(simd, "isa_path", lambda: isa)  # the path, as if detected
-    # B = 1: a wide input's products before the loop (I ≥ H_out / 2)
+    # B = 1: the input's products before the loop (8·I ≥ H_out)
     T, I = numba_driver.HOIST_MIN_STEPS + 1, P or H
     w, x, h0, c0, mask = random_case(rng, T, B, I, H, P, masked)
     for array in w:  # read-only, as parameters are: only such weights are packed once and kept

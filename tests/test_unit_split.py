@@ -84,7 +84,7 @@ def test_split_units_equal_the_reference(
     split_everything(groups * (1 + bidirectional))  # side by side: each direction its share
     split = run_layer(lstm, x, d_out, mask)
     bounds = [k * H // groups for k in range(groups + 1)]
-    parts = ("recurrent", "input") if 2 * I >= H else ("forward",)
+    parts = ("recurrent", "input") if 8 * I >= H else ("forward",)
     expected = {(part, u0, u1) for part in parts for u0, u1 in itertools.pairwise(bounds)}
     for direction in range(1 + bidirectional):
         assert unit_keys(lstm.layer_weights(0, reverse=direction == 1).weight_ih) == expected

@@ -397,7 +397,6 @@ def _row_work(
     packed = _packed(w, dtype, "recurrent" if hoisted else "forward")
     if hoisted:
         input_part = cast(simd.PackedAvx512 | simd.PackedAvx2, _packed(w, dtype, "input"))
-    h_part = empty((B, 4 * H) if hoisted else (0, 0), dtype)  # hoisted: h·W_hhᵀ of a step
     unpacked = isinstance(packed, simd.Unpacked)
     # Odd rows of the generic kernel (here also the projection's) read the transposes.
     prepared = _prepare(w, dtype, transposed=B % 4 != 0, cat=unpacked)
@@ -407,7 +406,7 @@ def _row_work(
             # the thread that runs the sequence (two directions side by side: in parallel)
             scratch = np.empty(simd.SCRATCH_SHAPE, dtype)
             simd.product(input_part, x_rows, gates.reshape(T * B, 4 * H), 0, T * B, scratch)
-        nk.forward_rows(prepared, packed, *flags, *arrays, r0, r1, half, hoisted, h_part)
+        nk.forward_rows(prepared, packed, *flags, *arrays, r0, r1, half, hoisted)
 
     return rows
 
@@ -416,17 +415,17 @@ def _hoists(shape: tuple[int, ...], w: LSTMWeights, dtype: np.dtype) -> bool:
     """Whether a forward of input shape (T, B, I) and this dtype forms its input products
     x_t·W_ihᵀ + b of every step before the loop. One row: a step's product is bound by reading
     the weights from L2 (or L3), not by its multiply-adds (two rows already are, on a Zen 4), so
-    hoisting the input's part leaves a step reading W_hh only. That pays when the input is at
-    least half as wide as the state, as in a stack's upper layers (measured at B = 1, T = 100,
-    one thread, per step: I, H = 64, 128: −8%; 128, 128: −17%; 256, 256: −26%; 256, 512: −19%),
-    not for a narrow input, where the extra pass over z costs more than the bytes saved (32,
-    128: +5%; 1, 64: +16%), nor at B ≥ 2, where it only moves multiply-adds, nor for a few
-    steps."""
+    hoisting the input's part leaves a step reading W_hh only, its sums started from the
+    hoisted products (no pass of their own). That pays unless the input is much narrower than
+    the state (measured at B = 1, T = 100, one thread, the whole sequence: I, H = 16, 128: −4%;
+    32, 128: −8 to −10%; 64, 128: −10 to −13%; 128, 128: −22%; 256, 256: −31%; 32, 256: −6%;
+    but 8, 128: ±0; 1, 64 and 4, 64: ±1%), not at B ≥ 2, where it only moves multiply-adds, nor
+    for a few steps."""
     T, B, I = shape
     return (
         B == 1
         and T >= HOIST_MIN_STEPS
-        and w.output_size <= 2 * I
+        and w.output_size <= 8 * I
         and simd.path_for(dtype) is not None
     )
 

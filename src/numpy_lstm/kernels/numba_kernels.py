@@ -246,7 +246,6 @@ def forward_rows(
     r1: int,
     half: float,
     hoisted: bool,
-    h_part: np.ndarray,
 ) -> None:
     """Run the whole sequence for rows [r0, r1). On entry hx holds h0 and every x_t, c holds c0;
     writes the states into hx and c, and gates, tanh_c, shown and out (T, B, H_out), the layer's
@@ -255,7 +254,7 @@ def forward_rows(
     `packed`: [W_hh, W_ih] and the bias packed for a SIMD micro-kernel (float32 only; its
     type picks the kernel at compile time), or :data:`simd.UNPACKED` for :func:`matmul` on w.w.
     `hoisted`: gates already holds every step's x_t·W_ihᵀ + b, and `packed` is W_hh alone
-    (with a zero bias), whose product h·W_hhᵀ each step forms in h_part (B, 4H) and adds.
+    (with a zero bias), whose product h·W_hhᵀ each step adds to them in place.
     """
     T, H, H_out = gates.shape[0], c.shape[2], out.shape[2]
     has_mask, project = mask.shape[0] > 0, w.w_hr.shape[0] > 0
@@ -265,9 +264,8 @@ def forward_rows(
         before = t + 2 if reverse else t
         z = gates[t]
         if hoisted:
-            simd.packed_product(packed, hx[before], h_part, r0, r1, scratch)
             for b in range(r0, r1):
-                z[b] += h_part[b]
+                simd.packed_add_row_product(packed, hx[before], z, b, scratch)
         elif not simd.packed_product(packed, hx[before], z, r0, r1, scratch):
             for b in range(r0, r1):
                 z[b] = w.bias

@@ -12,7 +12,9 @@ values (SSA, so no alias analysis is needed) in an outer-product loop over K:
 
 The weights are packed into panels (NP, K, PW) — once per weights version: the driver reuses
 them — PW = NV·W columns of Wᵀ each, 64-byte aligned and zero-padded past N, so each k reads PW
-contiguous floats. Accumulators start from the (padded) bias. Blocks of fewer than MR rows (the
+contiguous floats. Accumulators start from the (padded) bias — or from what the output holds
+(`_block_add`: a one-row forward adds each step's recurrent product to its input products,
+formed before the loop, with no pass of its own). Blocks of fewer than MR rows (the
 batch's remainder, B = 1) get code of their own: one or two rows take four or two panels at a
 time, and K is split into interleaved partial sums where needed, so that ≥ 8 FMA chains are in
 flight to hide the FMA latency (one row of one panel would run at a quarter of the FMA rate).
@@ -299,17 +301,21 @@ class _Emitter:
         return new
 
     def block(
-        self, K: ir.Value, panels: list[ir.Value], biases: list[ir.Value], a_rows: list[ir.Value]
+        self,
+        K: ir.Value,
+        panels: list[ir.Value],
+        starts: list[list[ir.Value]],
+        a_rows: list[ir.Value],
     ) -> list[ir.Value]:
-        """biases + a_rows @ panels: the accumulators (row by row, panel by panel, NV vectors
-        each) after K steps."""
+        """starts + a_rows @ panels: the accumulators (row by row, panel by panel, NV vectors
+        each) after K steps, begun from starts[r][g] (PW floats for row r and panel g)."""
         builder, const = self.builder, self.const
         W, NV, MR = self.blocking.width, self.blocking.vectors, self.blocking.rows
         size = len(a_rows) * len(panels) * NV  # accumulators of one partial sum
         # Few rows, few FMA chains: split K over `split` interleaved partial sums so that ≥ 8
         # independent FMAs are in flight (latency 4 cycles, 2 issued a cycle), in registers.
         split = max(1, min(4, -(-8 // size), MR * NV // size))
-        first = [self.load(self.at(b, v * W)) for _ in a_rows for b in biases for v in range(NV)]
+        first = [self.load(self.at(p, v * W)) for row in starts for p in row for v in range(NV)]
         accs = first + [ir.Constant(self.vec, None)] * (size * (split - 1))
 
         def unrolled(k: ir.Value, accs: list[ir.Value]) -> list[ir.Value]:
@@ -337,13 +343,15 @@ class _Emitter:
 
 
 def _emit_block(
-    context: Any, builder: ir.IRBuilder, sig: Any, args: Any, blocking: Blocking
+    context: Any, builder: ir.IRBuilder, sig: Any, args: Any, blocking: Blocking, add: bool
 ) -> None:
     """The IR of `_block(packed, a, m, nrows, n0, n1, out, om, oc)`: for every panel n in
     [n0, n1) and r < nrows, out[om + r, oc + (n - n0)·PW :][:PW] = bias[n·PW :][:PW] +
     a[m + r, :K] @ panels[n], K = panels.shape[1], (panels, bias, _) = packed; 1 ≤ nrows ≤ MR
-    (other values do nothing). A `switch` on nrows picks code made for that many rows; one or
-    two rows take panels two or four at a time (more FMA chains, fewer broadcasts)."""
+    (other values do nothing). With `add`, the sums start from what out holds instead of the
+    bias (`_block_add`: a one-row forward adding its state's product to its input's).
+    A `switch` on nrows picks code made for that many rows; one or two rows take panels two
+    or four at a time (more FMA chains, fewer broadcasts)."""
     W, NV, MR, PW = blocking.width, blocking.vectors, blocking.rows, blocking.panel_width
     packed_ty, a_ty, _, _, _, _, out_ty, _, _ = sig.args
     emit = _Emitter(builder, context.get_value_type(types.intp), blocking)
@@ -369,6 +377,9 @@ def _emit_block(
     def row(data: ir.Value, first: ir.Value, r: int, stride: ir.Value) -> ir.Value:
         return at(data, builder.mul(builder.add(first, const(r)), stride))
 
+    def out_row(r: int) -> ir.Value:
+        return at(row(out.data, om, r, ldo), oc)
+
     def panel_loop(start: ir.Value, group: int, a_rows: list[ir.Value]) -> ir.Value:
         """Panels [start, n1) `group` at a time, while a whole group fits; returns where it
         stopped."""
@@ -376,15 +387,17 @@ def _emit_block(
         def body(n: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
             ns = [builder.add(n, const(g)) for g in range(group)]
             group_panels = [at(panels.data, builder.mul(n_g, panel_size)) for n_g in ns]
+            out_panels = [
+                [at(out_row(r), builder.mul(builder.sub(n_g, n0), const(PW))) for n_g in ns]
+                for r in range(len(a_rows))
+            ]
             biases = [at(bias.data, builder.mul(n_g, const(PW))) for n_g in ns]
-            total = emit.block(K, group_panels, biases, a_rows)
-            for r in range(len(a_rows)):
-                out_row = at(row(out.data, om, r, ldo), oc)
-                for g, n_g in enumerate(ns):
-                    out_panel = at(out_row, builder.mul(builder.sub(n_g, n0), const(PW)))
+            starts = out_panels if add else [biases] * len(a_rows)
+            total = emit.block(K, group_panels, starts, a_rows)
+            for r, row_panels in enumerate(out_panels):
+                for g, out_panel in enumerate(row_panels):
                     for v in range(NV):
-                        value = total[(r * group + g) * NV + v]
-                        emit.store(value, at(out_panel, v * W))
+                        emit.store(total[(r * group + g) * NV + v], at(out_panel, v * W))
             return []
 
         def fits(n: ir.Value) -> ir.Value:
@@ -460,6 +473,23 @@ def _float32_c(t: Any, ndim: int) -> bool:
     )
 
 
+def _typed_block(add: bool, packed: Any, a: Any, out: Any, indices: tuple[Any, ...]) -> Any:
+    """The signature and code of `_block` (add=False) or `_block_add` for these argument
+    types, or None where they do not fit: the blocking comes from packed's class."""
+    blocking = _blocking_of(packed)
+    if blocking is None or not (_float32_c(a, 2) and _float32_c(out, 2)):
+        return None
+    if not all(isinstance(i, types.Integer) for i in indices):
+        return None
+
+    def codegen(context: Any, builder: ir.IRBuilder, sig: Any, args: Any) -> Any:
+        _emit_block(context, builder, sig, args, blocking, add)
+        return context.get_dummy_value()
+
+    m, nrows, n0, n1, om, oc = indices
+    return types.void(packed, a, m, nrows, n0, n1, out, om, oc), codegen
+
+
 @intrinsic
 def _block_intrinsic(
     typingctx: Any,
@@ -473,21 +503,30 @@ def _block_intrinsic(
     om: Any,
     oc: Any,
 ) -> Any:
-    """The micro-kernel: see :func:`_emit_block`; the blocking comes from packed's class."""
-    blocking = _blocking_of(packed)
-    if blocking is None or not (_float32_c(a, 2) and _float32_c(out, 2)):
-        return None
-    if not all(isinstance(i, types.Integer) for i in (m, nrows, n0, n1, om, oc)):
-        return None
-
-    def codegen(context: Any, builder: ir.IRBuilder, sig: Any, args: Any) -> Any:
-        _emit_block(context, builder, sig, args, blocking)
-        return context.get_dummy_value()
-
-    return types.void(packed, a, m, nrows, n0, n1, out, om, oc), codegen
+    """The micro-kernel, out = bias + a @ panels: see :func:`_emit_block`."""
+    return _typed_block(False, packed, a, out, (m, nrows, n0, n1, om, oc))
 
 
-_block = cast(Callable[..., None], _block_intrinsic)  # its call as compiled code sees it
+@intrinsic
+def _block_add_intrinsic(
+    typingctx: Any,
+    packed: Any,
+    a: Any,
+    m: Any,
+    nrows: Any,
+    n0: Any,
+    n1: Any,
+    out: Any,
+    om: Any,
+    oc: Any,
+) -> Any:
+    """The micro-kernel, out += a @ panels: see :func:`_emit_block`."""
+    return _typed_block(True, packed, a, out, (m, nrows, n0, n1, om, oc))
+
+
+# their calls as compiled code sees them
+_block = cast(Callable[..., None], _block_intrinsic)
+_block_add = cast(Callable[..., None], _block_add_intrinsic)
 
 
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
@@ -546,5 +585,48 @@ def _packed_product_overload(
     def run(packed: Any, a: Any, out: Any, r0: Any, r1: Any, scratch: Any) -> bool:
         product(packed, a, out, r0, r1, scratch)
         return True
+
+    return run
+
+
+@jit
+def add_row_product(
+    packed: PackedAvx512 | PackedAvx2, a: np.ndarray, out: np.ndarray, r: int, scratch: np.ndarray
+) -> None:
+    """out[r, :N] += a[r, :K] @ Wᵀ (the same row r of both; the bias not added) for W packed
+    by :func:`pack_for`: the sums start from what row r of out holds — a one-row forward's
+    input products, formed for every step before the loop — so adding the state's product
+    costs no pass of its own."""
+    PW = packed.panels.shape[2]
+    N = out.shape[1]
+    full = N // PW
+    _block_add(packed, a, r, 1, 0, full, out, r, 0)
+    if full < packed.panels.shape[0]:
+        left = N - full * PW
+        scratch[0, :left] = out[r, full * PW :]
+        _block_add(packed, a, r, 1, full, full + 1, scratch, 0, 0)
+        out[r, full * PW :] = scratch[0, :left]
+
+
+def packed_add_row_product(
+    packed: Packed, a: np.ndarray, out: np.ndarray, r: int, scratch: np.ndarray
+) -> None:
+    """Inside the kernels: :func:`add_row_product` if `packed` holds packed weights, else
+    nothing (:class:`Unpacked`: a forward that never hoists, compiled all the same)."""
+    raise NotImplementedError("only callable from compiled code")
+
+
+@overload(packed_add_row_product, jit_options=dict(fastmath=FASTMATH))
+def _packed_add_row_product_overload(
+    packed: Any, a: Any, out: Any, r: Any, scratch: Any
+) -> Callable[..., None]:
+    def unpacked(packed: Any, a: Any, out: Any, r: Any, scratch: Any) -> None:
+        pass
+
+    if _blocking_of(packed) is None:
+        return unpacked
+
+    def run(packed: Any, a: Any, out: Any, r: Any, scratch: Any) -> None:
+        add_row_product(packed, a, out, r, scratch)
 
     return run

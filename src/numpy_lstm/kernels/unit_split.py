@@ -161,10 +161,13 @@ def forward_units(
             else:
                 shown[:] = 0
         else:
-            simd.product(packed, hx[before], z, 0, 1, scratch)
-            zb, gt = z[0], gates[t, 0]  # z: this thread's units; gates: the layer's layout
-            if hoisted:
-                zb += from_inputs[t]
+            if hoisted:  # x_t's products, formed before the loop, take the state's in place
+                zb = from_inputs[t]
+                simd.add_row_product(packed, hx[before], from_inputs[t : t + 1], 0, scratch)
+            else:
+                simd.product(packed, hx[before], z, 0, 1, scratch)
+                zb = z[0]
+            gt = gates[t, 0]  # zb: this thread's units; gates: the layer's layout
             z_i, z_f, z_g, z_o = zb[:U], zb[U : 2 * U], zb[2 * U : 3 * U], zb[3 * U :]
             i, f = gt[u0:u1], gt[H + u0 : H + u1]
             g, o = gt[2 * H + u0 : 2 * H + u1], gt[3 * H + u0 : 3 * H + u1]
